@@ -1,0 +1,401 @@
+//! Head parsing with `httparse`: the views handed to readers of stored heads, and the framing
+//! facts (method, status, body length, transfer coding) the connection parser needs.
+//!
+//! The hot path parses into a stack array of uninitialised headers and keeps only `Copy`
+//! facts; a head with more headers than the stack array holds is parsed again into a heap
+//! array sized by its line count (bounded by the head limit).
+
+use std::mem::MaybeUninit;
+
+use httparse::{Header, ParserConfig, Status};
+
+use crate::detect::find_head_end;
+
+/// Headers parsed on the stack before falling back to a heap array.
+const STACK_HEADERS: usize = 128;
+
+/// Errors of [`parse_request_head`] and [`parse_response_head`].
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum HeadError {
+    /// The bytes end before the blank line that closes a head.
+    #[error("head incomplete: no blank line in {len} bytes")]
+    Incomplete {
+        /// Bytes given.
+        len: usize,
+    },
+    /// The start line or a header line is malformed.
+    #[error("invalid head of {len} bytes: {source}")]
+    Invalid {
+        /// Bytes given.
+        len: usize,
+        /// What `httparse` rejected.
+        source: httparse::Error,
+    },
+}
+
+/// A parsed view over a stored request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead<'a> {
+    /// The method, such as `GET`.
+    pub method: &'a str,
+    /// The request target exactly as on the wire.
+    pub target: &'a [u8],
+    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    /// Header names and values, in order.
+    pub headers: Vec<(&'a str, &'a [u8])>,
+}
+
+/// A parsed view over a stored response head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead<'a> {
+    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    /// The status code.
+    pub status: u16,
+    /// The reason phrase exactly as on the wire (may be empty).
+    pub reason: &'a [u8],
+    /// Header names and values, in order.
+    pub headers: Vec<(&'a str, &'a [u8])>,
+}
+
+/// Parses a stored request head (start line, header lines, blank line).
+///
+/// # Errors
+/// [`HeadError::Incomplete`] when the blank line is missing, [`HeadError::Invalid`] when the
+/// request line or a header is malformed.
+pub fn parse_request_head(head: &[u8]) -> Result<RequestHead<'_>, HeadError> {
+    let parsed = parse_request(head, |req| {
+        let headers = req.headers.iter().map(|h| (h.name, h.value)).collect();
+        (req.method.unwrap_or(""), req.path.unwrap_or(""), req.version.unwrap_or(1), headers)
+    });
+    match parsed {
+        Ok(Status::Complete((_, (method, target, version, headers)))) => Ok(RequestHead {
+            method,
+            target: target.as_bytes(),
+            version,
+            headers,
+        }),
+        Ok(Status::Partial) => Err(HeadError::Incomplete { len: head.len() }),
+        Err(source) => Err(HeadError::Invalid { len: head.len(), source }),
+    }
+}
+
+/// Parses a stored response head (status line, header lines, blank line).
+///
+/// # Errors
+/// [`HeadError::Incomplete`] when the blank line is missing, [`HeadError::Invalid`] when the
+/// status line or a header is malformed.
+pub fn parse_response_head(head: &[u8]) -> Result<ResponseHead<'_>, HeadError> {
+    let parsed = parse_response(head, |resp| {
+        let headers = resp.headers.iter().map(|h| (h.name, h.value)).collect();
+        (resp.version.unwrap_or(1), resp.code.unwrap_or(0), headers)
+    });
+    match parsed {
+        Ok(Status::Complete((_, (version, status, headers)))) => Ok(ResponseHead {
+            version,
+            status,
+            reason: reason_phrase(head),
+            headers,
+        }),
+        Ok(Status::Partial) => Err(HeadError::Incomplete { len: head.len() }),
+        Err(source) => Err(HeadError::Invalid { len: head.len(), source }),
+    }
+}
+
+/// The reason phrase of the status line of `head`, as raw bytes.
+fn reason_phrase(head: &[u8]) -> &[u8] {
+    let lead = head.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    let line = head.get(lead..).unwrap_or(&[]);
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    let line = line.get(..end).unwrap_or(&[]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // "HTTP/1.x" SP+ ddd [SP+ reason]
+    let after_version = line.get(8..).unwrap_or(&[]);
+    let after_spaces = trim_start(after_version);
+    let after_code = after_spaces.get(3..).unwrap_or(&[]);
+    trim_start(after_code)
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|&&c| c == b' ').count();
+    b.get(n..).unwrap_or(&[])
+}
+
+/// The lenient parser settings of a passive observer: accept what real peers accept.
+fn config() -> ParserConfig {
+    let mut c = ParserConfig::default();
+    c.allow_multiple_spaces_in_request_line_delimiters(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .allow_spaces_after_header_name_in_responses(true)
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .ignore_invalid_headers_in_responses(true);
+    c
+}
+
+/// Number of header slots needed for the head at the start of `buf`, if its end is there.
+fn heap_header_count(buf: &[u8]) -> Option<usize> {
+    let lead = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    let end = find_head_end(buf, lead)?;
+    Some(buf.get(..end)?.iter().filter(|&&b| b == b'\n').count() + 1)
+}
+
+/// Parses a request head at the start of `buf` and hands the parsed request to `f`.
+pub(crate) fn parse_request<'b, R>(
+    buf: &'b [u8],
+    f: impl FnOnce(&httparse::Request<'_, 'b>) -> R,
+) -> httparse::Result<(usize, R)> {
+    let cfg = config();
+    let mut headers = [const { MaybeUninit::<Header<'b>>::uninit() }; STACK_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match cfg.parse_request_with_uninit_headers(&mut req, buf, &mut headers) {
+        Ok(Status::Complete(n)) => Ok(Status::Complete((n, f(&req)))),
+        Ok(Status::Partial) => Ok(Status::Partial),
+        Err(httparse::Error::TooManyHeaders) => {
+            let Some(count) = heap_header_count(buf) else {
+                return Ok(Status::Partial);
+            };
+            let mut heap = vec![httparse::EMPTY_HEADER; count];
+            let mut req = httparse::Request::new(&mut heap);
+            match cfg.parse_request(&mut req, buf)? {
+                Status::Complete(n) => Ok(Status::Complete((n, f(&req)))),
+                Status::Partial => Ok(Status::Partial),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Parses a response head at the start of `buf` and hands the parsed response to `f`.
+pub(crate) fn parse_response<'b, R>(
+    buf: &'b [u8],
+    f: impl FnOnce(&httparse::Response<'_, 'b>) -> R,
+) -> httparse::Result<(usize, R)> {
+    let cfg = config();
+    let mut headers = [const { MaybeUninit::<Header<'b>>::uninit() }; STACK_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    match cfg.parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
+        Ok(Status::Complete(n)) => Ok(Status::Complete((n, f(&resp)))),
+        Ok(Status::Partial) => Ok(Status::Partial),
+        Err(httparse::Error::TooManyHeaders) => {
+            let Some(count) = heap_header_count(buf) else {
+                return Ok(Status::Partial);
+            };
+            let mut heap = vec![httparse::EMPTY_HEADER; count];
+            let mut resp = httparse::Response::new(&mut heap);
+            match cfg.parse_response(&mut resp, buf)? {
+                Status::Complete(n) => Ok(Status::Complete((n, f(&resp)))),
+                Status::Partial => Ok(Status::Partial),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The request methods whose responses are framed differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    /// Any method without special response framing (also assumed when the request is unknown).
+    Other,
+    /// `HEAD`: the response has no body whatever its headers say.
+    Head,
+    /// `CONNECT`: a 2xx response turns the connection into a tunnel.
+    Connect,
+}
+
+impl Method {
+    pub(crate) fn from_token(method: &str) -> Self {
+        match method {
+            "HEAD" => Method::Head,
+            "CONNECT" => Method::Connect,
+            _ => Method::Other,
+        }
+    }
+}
+
+/// The facts of a head the connection parser acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeadInfo {
+    /// The request method class (requests only).
+    pub method: Method,
+    /// The status code (responses only).
+    pub status: u16,
+    /// How the body is delimited.
+    pub framing: Framing,
+}
+
+/// Outcome of parsing a head at the start of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeadParse {
+    /// A head of this many bytes.
+    Complete(usize, HeadInfo),
+    /// More bytes are needed.
+    Partial,
+    /// Malformed.
+    Error,
+}
+
+/// Parses the head of a request (`request`) or response at the start of `buf`.
+pub(crate) fn parse_head(request: bool, buf: &[u8]) -> HeadParse {
+    let parsed = if request {
+        parse_request(buf, |req| HeadInfo {
+            method: Method::from_token(req.method.unwrap_or("")),
+            status: 0,
+            framing: Framing::from_headers(req.headers),
+        })
+    } else {
+        parse_response(buf, |resp| HeadInfo {
+            method: Method::Other,
+            status: resp.code.unwrap_or(0),
+            framing: Framing::from_headers(resp.headers),
+        })
+    };
+    match parsed {
+        Ok(Status::Complete((n, info))) => HeadParse::Complete(n, info),
+        Ok(Status::Partial) => HeadParse::Partial,
+        Err(_) => HeadParse::Error,
+    }
+}
+
+/// How the body after a head is delimited, as far as its header fields tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Framing {
+    /// A valid `Content-Length`.
+    pub content_length: Option<u64>,
+    /// `Content-Length` present but malformed or conflicting.
+    pub bad_length: bool,
+    /// `Transfer-Encoding` present.
+    pub transfer_encoding: bool,
+    /// `chunked` is the final transfer coding.
+    pub chunked: bool,
+    /// An `Upgrade` header is present.
+    pub upgrade: bool,
+}
+
+impl Framing {
+    /// Collects the framing facts from header fields.
+    pub(crate) fn from_headers(headers: &[Header<'_>]) -> Self {
+        let mut f = Framing::default();
+        for h in headers {
+            let name = h.name.as_bytes();
+            if name.eq_ignore_ascii_case(b"content-length") {
+                match (parse_content_length(h.value), f.content_length) {
+                    (Some(n), None) => f.content_length = Some(n),
+                    (Some(n), Some(m)) if n == m => {}
+                    _ => f.bad_length = true,
+                }
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                f.transfer_encoding = true;
+                if let Some(last) = h.value.split(|&b| b == b',').map(trim).rfind(|t| !t.is_empty())
+                {
+                    f.chunked = last.eq_ignore_ascii_case(b"chunked");
+                }
+            } else if name.eq_ignore_ascii_case(b"upgrade") {
+                f.upgrade = true;
+            }
+        }
+        f
+    }
+}
+
+/// Parses a `Content-Length` value: digits, or a list of identical digit runs.
+fn parse_content_length(value: &[u8]) -> Option<u64> {
+    let mut out = None;
+    for part in value.split(|&b| b == b',') {
+        let part = trim(part);
+        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = part
+            .iter()
+            .try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))?;
+        match out {
+            None => out = Some(n),
+            Some(m) if m == n => {}
+            Some(_) => return None,
+        }
+    }
+    out
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b.iter().take_while(|&&c| c == b' ' || c == b'\t').count();
+    let b = b.get(start..).unwrap_or(&[]);
+    let end = b.len() - b.iter().rev().take_while(|&&c| c == b' ' || c == b'\t').count();
+    b.get(..end).unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_view() {
+        let head = b"POST /a?b=c HTTP/1.0\r\nHost: x\r\nX-A:  1 \r\n\r\n";
+        let h = parse_request_head(head).unwrap();
+        assert_eq!(h.method, "POST");
+        assert_eq!(h.target, b"/a?b=c");
+        assert_eq!(h.version, 0);
+        assert_eq!(h.headers, vec![("Host", &b"x"[..]), ("X-A", &b"1"[..])]);
+    }
+
+    #[test]
+    fn response_view() {
+        let head = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+        let h = parse_response_head(head).unwrap();
+        assert_eq!((h.version, h.status, h.reason), (1, 404, &b"Not Found"[..]));
+        assert_eq!(h.headers.len(), 1);
+        let h = parse_response_head(b"HTTP/1.1 200\r\n\r\n").unwrap();
+        assert_eq!(h.reason, b"");
+        let h = parse_response_head(b"HTTP/1.1 200 \xe9t\xe9\r\n\r\n").unwrap();
+        assert_eq!(h.reason, b"\xe9t\xe9");
+    }
+
+    #[test]
+    fn view_errors() {
+        assert_eq!(
+            parse_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n"),
+            Err(HeadError::Incomplete { len: 25 })
+        );
+        assert!(matches!(parse_request_head(b"GET / HTTP/9\r\n\r\n"), Err(HeadError::Invalid { .. })));
+        assert!(matches!(parse_response_head(b"HTTP/1.1 abc\r\n\r\n"), Err(HeadError::Invalid { .. })));
+    }
+
+    #[test]
+    fn many_headers_fall_back_to_the_heap() {
+        let mut head = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..300 {
+            head.extend_from_slice(format!("X-{i}: {i}\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        let h = parse_request_head(&head).unwrap();
+        assert_eq!(h.headers.len(), 300);
+        assert_eq!(h.headers[299], ("X-299", &b"299"[..]));
+    }
+
+    #[test]
+    fn content_length_values() {
+        assert_eq!(parse_content_length(b"42"), Some(42));
+        assert_eq!(parse_content_length(b" 7 , 7"), Some(7));
+        assert_eq!(parse_content_length(b"7, 8"), None);
+        assert_eq!(parse_content_length(b"-1"), None);
+        assert_eq!(parse_content_length(b""), None);
+        assert_eq!(parse_content_length(b"99999999999999999999"), None);
+        assert_eq!(parse_content_length(b"18446744073709551615"), None);
+        assert_eq!(parse_content_length(b"1844674407370955161"), Some(1_844_674_407_370_955_161));
+    }
+
+    #[test]
+    fn framing_from_headers() {
+        let h = |n: &'static str, v: &'static [u8]| Header { name: n, value: v };
+        let f = Framing::from_headers(&[h("Transfer-Encoding", b"gzip, chunked")]);
+        assert!(f.transfer_encoding && f.chunked);
+        let f = Framing::from_headers(&[h("transfer-encoding", b"chunked, gzip")]);
+        assert!(f.transfer_encoding && !f.chunked);
+        let f = Framing::from_headers(&[h("Content-Length", b"5"), h("content-length", b"6")]);
+        assert!(f.bad_length);
+        let f = Framing::from_headers(&[h("Content-Length", b"5"), h("Upgrade", b"websocket")]);
+        assert_eq!(f.content_length, Some(5));
+        assert!(f.upgrade && !f.bad_length);
+    }
+}

@@ -1,0 +1,352 @@
+//! Importing a capture file into a snapshot: the dispatcher reads packets, stores them in packet
+//! segments, and shards TCP flows by a direction-independent hash over bounded queues to the
+//! reassembly workers; a writer thread stores the RRPairs the workers produce.
+
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::thread;
+
+use crossbeam_channel::{Sender, bounded};
+use rkyv::util::AlignedVec;
+use tapline_http1::Http1Config;
+use tapline_reassembly::ReassemblyConfig;
+use tapline_segment::{Retention, SegmentDirWriter, SegmentKind};
+
+use crate::capture::{CaptureError, CaptureFile, RawPacket};
+use crate::packet::{Decoded, decode};
+use crate::record::{Packet, PacketDirection};
+use crate::snapshot::{Counts, Manifest, SnapshotError, SnapshotLayout, Source, TimeRange};
+use crate::worker::{self, Batch, PairBatch, SegmentRef};
+
+/// Packets the dispatcher collects for one worker before sending them.
+const DISPATCH_BATCH: usize = 512;
+/// Batches queued per worker before the dispatcher waits (bounded memory).
+const QUEUE_DEPTH: usize = 64;
+
+/// Settings of one import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Reassembly workers (at least 1).
+    pub workers: usize,
+    /// Capacity of each segment file in bytes.
+    pub segment_capacity: u64,
+    /// Reassembly limits (the flow table limit is split among the workers).
+    pub reassembly: ReassemblyConfig,
+    /// HTTP/1 parser limits.
+    pub http: Http1Config,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            workers: thread::available_parallelism().map_or(1, |n| n.get()),
+            segment_capacity: 64 * 1024 * 1024,
+            reassembly: ReassemblyConfig::default(),
+            http: Http1Config::default(),
+        }
+    }
+}
+
+/// Why an import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The capture file could not be opened at all.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// The snapshot could not be created or written.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// A thread of the pipeline died.
+    #[error("import pipeline failed: {0}")]
+    Pipeline(String),
+}
+
+/// What an import produced. `input_error` is set when the file ended badly: everything before
+/// the bad record was imported and the snapshot is complete and readable.
+#[derive(Debug)]
+pub struct ImportSummary {
+    /// The snapshot's manifest as written.
+    pub manifest: Manifest,
+    /// The error that stopped reading the input early, if any.
+    pub input_error: Option<CaptureError>,
+}
+
+/// Imports `input` into a new snapshot directory `out`, calling `progress` with the bytes of
+/// input consumed so far from time to time.
+///
+/// # Errors
+/// When the input is not a readable capture or the snapshot cannot be written. An input that
+/// turns bad part-way is not an error here: see [`ImportSummary::input_error`].
+pub fn import(
+    input: &Path,
+    out: &Path,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ImportSummary, ImportError> {
+    let capture = CaptureFile::open(input)?;
+    let packets = capture.packets()?;
+    let layout = SnapshotLayout::create(out)?;
+    let workers = options.workers.max(1);
+
+    let mut packet_store = SegmentDirWriter::create(
+        &layout.packets_dir(),
+        SegmentKind::Packets,
+        options.segment_capacity,
+        Retention::default(),
+    )
+    .map_err(|e| SnapshotError::Segment(layout.packets_dir(), e))?;
+
+    let (pair_tx, pair_rx) = bounded::<PairBatch>(QUEUE_DEPTH * workers);
+    let pairs_dir = layout.rrpairs_dir();
+    let capacity = options.segment_capacity;
+    let writer = thread::Builder::new()
+        .name("tapline-writer".into())
+        .spawn(move || write_pairs(&pairs_dir, capacity, pair_rx))
+        .map_err(|e| ImportError::Pipeline(e.to_string()))?;
+
+    let mut reassembly = options.reassembly.clone();
+    reassembly.max_flows = (reassembly.max_flows / workers).max(1024);
+    reassembly.max_buffered_total = (reassembly.max_buffered_total / workers).max(1 << 20);
+    let mut queues = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    for n in 0..workers {
+        let (tx, rx) = bounded::<Batch>(QUEUE_DEPTH);
+        let out = pair_tx.clone();
+        let (r, h) = (reassembly.clone(), options.http.clone());
+        let handle = thread::Builder::new()
+            .name(format!("tapline-worker-{n}"))
+            .spawn(move || worker::run(rx, out, r, h))
+            .map_err(|e| ImportError::Pipeline(e.to_string()))?;
+        queues.push(tx);
+        handles.push(handle);
+    }
+    drop(pair_tx);
+
+    let mut dispatcher = Dispatcher::new(queues);
+    let mut counts = Counts::default();
+    let mut range = TimeRange::default();
+    let mut input_error = None;
+    let mut scratch = AlignedVec::<16>::new();
+    let mut since_progress = 0u32;
+    let mut iter = packets;
+    let total = capture.len();
+    while let Some(next) = iter.next() {
+        let raw = match next {
+            Ok(raw) => raw,
+            Err(e) => {
+                input_error = Some(e);
+                break;
+            }
+        };
+        dispatcher.packet(&raw, &mut packet_store, &mut scratch, &mut counts, &mut range)?;
+        since_progress += 1;
+        if since_progress == 65_536 {
+            since_progress = 0;
+            progress(iter.offset(), total);
+        }
+    }
+    progress(iter.offset(), total);
+    dispatcher.finish();
+
+    let mut stats = Vec::with_capacity(workers);
+    for handle in handles {
+        stats.push(
+            handle
+                .join()
+                .map_err(|_| ImportError::Pipeline("a reassembly worker panicked".into()))?,
+        );
+    }
+    let pair_summary = writer
+        .join()
+        .map_err(|_| ImportError::Pipeline("the RRPair writer panicked".into()))??;
+    let packet_summary = packet_store
+        .finish()
+        .map_err(|e| SnapshotError::Segment(layout.packets_dir(), e))?;
+
+    counts.rrpairs = pair_summary.frames;
+    for s in &stats {
+        counts.absorb(s);
+    }
+    counts.packet_segments = packet_summary.segments;
+    counts.rrpair_segments = pair_summary.segments;
+    let manifest = Manifest::new(
+        Source {
+            kind: "import".into(),
+            path: input.display().to_string(),
+        },
+        range,
+        counts,
+        workers,
+        input_error.as_ref().map(|e| e.to_string()),
+    );
+    layout.write_manifest(&manifest)?;
+    Ok(ImportSummary {
+        manifest,
+        input_error,
+    })
+}
+
+/// Reads packets into the packet segments and routes TCP segments to workers.
+struct Dispatcher {
+    queues: Vec<Sender<Batch>>,
+    pending: Vec<Option<Batch>>,
+}
+
+impl Dispatcher {
+    fn new(queues: Vec<Sender<Batch>>) -> Self {
+        let pending = queues.iter().map(|_| None).collect();
+        Dispatcher { queues, pending }
+    }
+
+    fn packet(
+        &mut self,
+        raw: &RawPacket<'_>,
+        store: &mut SegmentDirWriter,
+        scratch: &mut AlignedVec<16>,
+        counts: &mut Counts,
+        range: &mut TimeRange,
+    ) -> Result<(), ImportError> {
+        counts.packets += 1;
+        counts.bytes += raw.data.len() as u64;
+        range.include(raw.ts_ns);
+        let record = Packet {
+            ts_ns: raw.ts_ns,
+            ifindex: raw.ifindex,
+            direction: PacketDirection::Unknown as u8,
+            link_type: raw.link_type,
+            orig_len: raw.orig_len,
+            data: raw.data,
+        };
+        scratch.clear();
+        let bytes = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(
+            &record,
+            std::mem::take(scratch),
+        )
+        .map_err(|e| ImportError::Pipeline(format!("cannot serialize a packet: {e}")))?;
+        let frame = store
+            .append(&bytes)
+            .map_err(|e| SnapshotError::Segment(PathBuf::from("packets"), e))?;
+        *scratch = bytes;
+
+        let tcp = match decode(raw.link_type, raw.data) {
+            Decoded::Tcp(tcp) => tcp,
+            Decoded::Fragment => {
+                counts.ip_fragments += 1;
+                return Ok(());
+            }
+            Decoded::Other => {
+                counts.non_tcp += 1;
+                return Ok(());
+            }
+            Decoded::UnsupportedLink(_) => {
+                counts.unsupported_link += 1;
+                return Ok(());
+            }
+            Decoded::Malformed => {
+                counts.malformed += 1;
+                return Ok(());
+            }
+        };
+        counts.tcp_segments += 1;
+        let worker = shard(tcp.src, tcp.dst, self.queues.len());
+        let item = SegmentRef {
+            frame_offset: frame.offset,
+            ts_ns: raw.ts_ns,
+            src: tcp.src,
+            dst: tcp.dst,
+            seq: tcp.seq,
+            ack: tcp.ack,
+            flags: tcp.flags,
+            payload_offset: u32::try_from(tcp.payload_offset).unwrap_or(u32::MAX),
+            payload_len: u32::try_from(tcp.payload.len()).unwrap_or(0),
+        };
+        let slot = &mut self.pending[worker];
+        if let Some(batch) = slot {
+            if batch.segment.sequence() != frame.segment.sequence() {
+                let full = slot.take();
+                self.send(worker, full);
+            }
+        }
+        let batch = self.pending[worker].get_or_insert_with(|| Batch {
+            segment: frame.segment.clone(),
+            items: Vec::with_capacity(DISPATCH_BATCH),
+        });
+        batch.items.push(item);
+        if batch.items.len() >= DISPATCH_BATCH {
+            let full = self.pending[worker].take();
+            self.send(worker, full);
+        }
+        Ok(())
+    }
+
+    fn send(&self, worker: usize, batch: Option<Batch>) {
+        if let Some(batch) = batch {
+            // A worker only stops early by panicking, which `import` reports when joining.
+            let _ = self.queues[worker].send(batch);
+        }
+    }
+
+    fn finish(mut self) {
+        for worker in 0..self.pending.len() {
+            let batch = self.pending[worker].take();
+            self.send(worker, batch);
+        }
+    }
+}
+
+/// Picks the worker for a flow; both directions of a connection hash alike.
+pub fn shard(a: SocketAddr, b: SocketAddr, workers: usize) -> usize {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut hasher = rustc_hash::FxHasher::default();
+    lo.hash(&mut hasher);
+    hi.hash(&mut hasher);
+    (hasher.finish() % workers.max(1) as u64) as usize
+}
+
+/// What the RRPair writer stored.
+struct PairSummary {
+    segments: u64,
+    frames: u64,
+}
+
+fn write_pairs(
+    dir: &Path,
+    capacity: u64,
+    input: crossbeam_channel::Receiver<PairBatch>,
+) -> Result<PairSummary, ImportError> {
+    let mut store =
+        SegmentDirWriter::create(dir, SegmentKind::RRPairs, capacity, Retention::default())
+            .map_err(|e| SnapshotError::Segment(dir.to_path_buf(), e))?;
+    let mut frames = 0u64;
+    for batch in input {
+        for pair in batch {
+            store
+                .append(&pair)
+                .map_err(|e| SnapshotError::Segment(dir.to_path_buf(), e))?;
+            frames += 1;
+        }
+    }
+    let summary = store
+        .finish()
+        .map_err(|e| SnapshotError::Segment(dir.to_path_buf(), e))?;
+    Ok(PairSummary {
+        segments: summary.segments,
+        frames,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_is_direction_independent() {
+        let a: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        for n in 1..8 {
+            assert_eq!(shard(a, b, n), shard(b, a, n));
+            assert!(shard(a, b, n) < n);
+        }
+    }
+}

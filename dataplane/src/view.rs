@@ -1,0 +1,262 @@
+//! Readable views of stored RRPairs: the fields `inspect` prints and filters on, rendered as
+//! JSON lines, a table, or markdown.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tapline_http1::{RequestHead, ResponseHead, parse_request_head, parse_response_head};
+
+use crate::record::{ArchivedMessage, ArchivedRRPair, PairFlags};
+
+/// Formats nanoseconds since the Unix epoch as RFC 3339 UTC with nanoseconds.
+pub fn rfc3339(ns: u64) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| ns.to_string())
+}
+
+/// An RRPair with its heads parsed, borrowed from the snapshot's mapped segments.
+pub struct PairView<'a> {
+    /// The stored record.
+    pub pair: &'a ArchivedRRPair,
+    /// The parsed request head, when there is a request and it parses.
+    pub request: Option<RequestHead<'a>>,
+    /// The parsed response head, when there is a response and it parses.
+    pub response: Option<ResponseHead<'a>>,
+}
+
+impl std::fmt::Debug for PairView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairView").field("id", &self.id()).finish()
+    }
+}
+
+impl<'a> PairView<'a> {
+    /// Parses the heads of a stored pair.
+    pub fn new(pair: &'a ArchivedRRPair) -> Self {
+        let request = pair
+            .request
+            .as_ref()
+            .and_then(|m| parse_request_head(m.head.as_slice()).ok());
+        let response = pair
+            .response
+            .as_ref()
+            .and_then(|m| parse_response_head(m.head.as_slice()).ok());
+        PairView {
+            pair,
+            request,
+            response,
+        }
+    }
+
+    /// The pair's id as 16 hex digits.
+    pub fn id(&self) -> String {
+        format!("{:016x}", self.pair.id.to_native())
+    }
+
+    /// Duration in microseconds.
+    pub fn duration_us(&self) -> u64 {
+        self.pair
+            .end_ns
+            .to_native()
+            .saturating_sub(self.pair.start_ns.to_native())
+            / 1000
+    }
+
+    /// The request method, when known.
+    pub fn method(&self) -> Option<&str> {
+        self.request.as_ref().map(|r| r.method)
+    }
+
+    /// The request target exactly as on the wire (lossily shown as text).
+    pub fn path(&self) -> Option<String> {
+        self.request
+            .as_ref()
+            .map(|r| String::from_utf8_lossy(r.target).into_owned())
+    }
+
+    /// The response status, when known.
+    pub fn status(&self) -> Option<u16> {
+        self.response.as_ref().map(|r| r.status)
+    }
+
+    /// The request's Host header.
+    pub fn host(&self) -> Option<String> {
+        let req = self.request.as_ref()?;
+        req.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// The pair's flags.
+    pub fn flags(&self) -> PairFlags {
+        PairFlags(self.pair.flags.to_native())
+    }
+
+    /// One JSON object, as `inspect --format jsonl` prints it.
+    pub fn to_json(&self) -> Value {
+        let flow = &self.pair.flow;
+        json!({
+            "id": self.id(),
+            "protocol": self.pair.protocol.name(),
+            "start": rfc3339(self.pair.start_ns.to_native()),
+            "end": rfc3339(self.pair.end_ns.to_native()),
+            "duration_us": self.duration_us(),
+            "flow": { "src": flow.src().to_string(), "dst": flow.dst().to_string() },
+            "request": self.pair.request.as_ref().map(|m| self.request_json(m)),
+            "response": self.pair.response.as_ref().map(|m| self.response_json(m)),
+            "flags": self.flags().names().collect::<Vec<_>>(),
+        })
+    }
+
+    fn request_json(&self, m: &ArchivedMessage) -> Value {
+        let mut v = message_json(m);
+        if let Some(head) = &self.request {
+            v["method"] = json!(head.method);
+            v["path"] = json!(String::from_utf8_lossy(head.target));
+            v["version"] = json!(format!("HTTP/1.{}", head.version));
+            v["headers"] = headers_json(&head.headers);
+        }
+        v
+    }
+
+    fn response_json(&self, m: &ArchivedMessage) -> Value {
+        let mut v = message_json(m);
+        if let Some(head) = &self.response {
+            v["status"] = json!(head.status);
+            v["reason"] = json!(String::from_utf8_lossy(head.reason));
+            v["version"] = json!(format!("HTTP/1.{}", head.version));
+            v["headers"] = headers_json(&head.headers);
+        }
+        v
+    }
+
+    /// One row of the `inspect` table.
+    pub fn table_row(&self) -> [String; 8] {
+        let start = rfc3339(self.pair.start_ns.to_native());
+        let time = start.get(11..23).unwrap_or(&start).to_string();
+        let flow = &self.pair.flow;
+        let mut path = self.path().unwrap_or_else(|| "-".into());
+        if path.chars().count() > 48 {
+            path = path.chars().take(47).collect::<String>() + "…";
+        }
+        let flags: Vec<_> = self.flags().names().collect();
+        [
+            time,
+            format_duration(self.duration_us()),
+            format!("{} → {}", flow.src(), flow.dst()),
+            self.method().unwrap_or("-").to_string(),
+            path,
+            self.status().map_or("-".into(), |s| s.to_string()),
+            self.pair
+                .response
+                .as_ref()
+                .map_or("-".into(), |m| m.body.len().to_string()),
+            if flags.is_empty() { "-".into() } else { flags.join(",") },
+        ]
+    }
+
+    /// The pair as a markdown section: heads verbatim, bodies as text when they are text.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let flow = &self.pair.flow;
+        let _ = writeln!(
+            out,
+            "## {} {} → {}\n\n- id: `{}`\n- flow: {} → {}\n- start: {}\n- duration: {}\n- flags: {}\n",
+            self.method().unwrap_or("?"),
+            self.path().unwrap_or_else(|| "?".into()),
+            self.status().map_or("no response".into(), |s| s.to_string()),
+            self.id(),
+            flow.src(),
+            flow.dst(),
+            rfc3339(self.pair.start_ns.to_native()),
+            format_duration(self.duration_us()),
+            self.flags().names().collect::<Vec<_>>().join(", "),
+        );
+        for (title, message) in [
+            ("Request", self.pair.request.as_ref()),
+            ("Response", self.pair.response.as_ref()),
+        ] {
+            let Some(m) = message else { continue };
+            let _ = writeln!(
+                out,
+                "### {title}\n\n```http\n{}```\n",
+                String::from_utf8_lossy(m.head.as_slice()).replace("\r\n", "\n")
+            );
+            let body = m.body.as_slice();
+            if body.is_empty() {
+                continue;
+            }
+            match std::str::from_utf8(body) {
+                Ok(text) if text.len() <= 64 * 1024 => {
+                    let _ = writeln!(out, "```\n{text}\n```\n");
+                }
+                _ => {
+                    let _ = writeln!(
+                        out,
+                        "({} bytes, sha256 {})\n",
+                        body.len(),
+                        sha256_hex(body)
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+fn message_json(m: &ArchivedMessage) -> Value {
+    json!({
+        "body_len": m.body.len(),
+        "body_sha256": sha256_hex(m.body.as_slice()),
+        "start": rfc3339(m.start_ns.to_native()),
+        "end": rfc3339(m.end_ns.to_native()),
+    })
+}
+
+fn headers_json(headers: &[(&str, &[u8])]) -> Value {
+    Value::Array(
+        headers
+            .iter()
+            .map(|(n, v)| json!([n, String::from_utf8_lossy(v)]))
+            .collect(),
+    )
+}
+
+/// Lowercase hex SHA-256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A duration in µs, shown with a unit that keeps it short.
+pub fn format_duration(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us}µs"),
+        1_000..1_000_000 => format!("{:.1}ms", us as f64 / 1e3),
+        _ => format!("{:.2}s", us as f64 / 1e6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_has_nanoseconds() {
+        assert_eq!(rfc3339(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn durations_pick_units() {
+        assert_eq!(format_duration(12), "12µs");
+        assert_eq!(format_duration(1_500), "1.5ms");
+        assert_eq!(format_duration(2_500_000), "2.50s");
+    }
+}

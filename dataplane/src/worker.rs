@@ -1,0 +1,326 @@
+//! A reassembly worker: owns the flows sharded to it, reassembles their TCP streams, parses the
+//! streams as HTTP/1 and turns each exchange into an archived [`RRPair`] ready for the writer.
+//!
+//! Workers share nothing: the dispatcher hands each one batches of packet references into the
+//! packet segments, and the worker reads the payload in place.
+
+use std::net::SocketAddr;
+
+use crossbeam_channel::{Receiver, Sender};
+use rustc_hash::FxHashMap;
+use tapline_http1::{Exchange, Http1Config, Http1Conn};
+use tapline_reassembly::{
+    CloseReason, ConnId, ConnInfo, Direction, ReassemblyConfig, ReassemblyStats, Reassembler,
+    StreamSink, TcpFlags, TcpSegment,
+};
+use tapline_segment::SharedSegment;
+
+use crate::record::{ArchivedPacket, Flow, Message, PairFlags, Protocol, RRPair};
+
+/// How often (in capture time) a worker closes idle flows.
+const EXPIRE_EVERY_NS: u64 = 1_000_000_000;
+/// Serialized pairs a worker collects before handing them to the writer.
+const OUTPUT_BATCH: usize = 256;
+
+/// A TCP packet the dispatcher routed to a worker: decoded header fields plus where the payload
+/// lies in the packet segment.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentRef {
+    /// Offset of the packet's frame in its segment.
+    pub frame_offset: u64,
+    /// Capture time.
+    pub ts_ns: u64,
+    /// Sender.
+    pub src: SocketAddr,
+    /// Receiver.
+    pub dst: SocketAddr,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgement number.
+    pub ack: u32,
+    /// TCP flags.
+    pub flags: u8,
+    /// Offset of the TCP payload within the packet bytes.
+    pub payload_offset: u32,
+    /// Length of the captured TCP payload.
+    pub payload_len: u32,
+}
+
+/// A batch of packets of one segment for one worker.
+#[derive(Debug)]
+pub struct Batch {
+    /// The segment the packets are in.
+    pub segment: SharedSegment,
+    /// The packets, in capture order.
+    pub items: Vec<SegmentRef>,
+}
+
+/// Serialized RRPairs on their way to the writer.
+pub type PairBatch = Vec<rkyv::util::AlignedVec<16>>;
+
+/// What a worker counted, summed into the snapshot manifest.
+#[derive(Debug, Default, Clone)]
+pub struct WorkerStats {
+    /// Reassembly counters.
+    pub reassembly: ReassemblyStats,
+    /// TCP connections opened.
+    pub connections: u64,
+    /// Connections whose bytes were not HTTP/1.
+    pub non_http_connections: u64,
+    /// RRPairs produced.
+    pub pairs: u64,
+    /// RRPairs flagged incomplete.
+    pub incomplete_pairs: u64,
+    /// Packet references that could not be read back from their segment.
+    pub unreadable_packets: u64,
+}
+
+/// Runs one worker until its input channel closes; returns its counters.
+pub fn run(
+    input: Receiver<Batch>,
+    output: Sender<PairBatch>,
+    reassembly: ReassemblyConfig,
+    http: Http1Config,
+) -> WorkerStats {
+    let mut reassembler = Reassembler::new(reassembly);
+    let mut sink = PairSink::new(http, output);
+    let mut unreadable = 0u64;
+    let mut next_expire = 0u64;
+    for batch in input {
+        for item in &batch.items {
+            let Some(payload) = payload_of(&batch.segment, item) else {
+                unreadable += 1;
+                continue;
+            };
+            let seg = TcpSegment {
+                ts_ns: item.ts_ns,
+                src: item.src,
+                dst: item.dst,
+                seq: item.seq,
+                ack: item.ack,
+                flags: TcpFlags(item.flags),
+                payload,
+            };
+            reassembler.segment(&seg, &mut sink);
+            if item.ts_ns >= next_expire {
+                if next_expire != 0 {
+                    reassembler.expire(item.ts_ns, &mut sink);
+                }
+                next_expire = item.ts_ns.saturating_add(EXPIRE_EVERY_NS);
+            }
+        }
+    }
+    reassembler.finish(&mut sink);
+    sink.flush();
+    let mut stats = sink.stats;
+    stats.reassembly = reassembler.stats().clone();
+    stats.unreadable_packets = unreadable;
+    stats
+}
+
+fn payload_of<'s>(segment: &'s SharedSegment, item: &SegmentRef) -> Option<&'s [u8]> {
+    let frame = segment.payload(item.frame_offset).ok()?;
+    // SAFETY: the dispatcher of this process serialized this frame from a `Packet` with rkyv
+    // just before handing out its offset, and frames are never rewritten, so the bytes are a
+    // valid archived `Packet` at the default root position.
+    let packet = unsafe { rkyv::access_unchecked::<ArchivedPacket<'_>>(frame) };
+    let start = item.payload_offset as usize;
+    packet
+        .data
+        .get()
+        .get(start..start.checked_add(item.payload_len as usize)?)
+}
+
+struct Conn {
+    info: ConnInfo,
+    http: Http1Conn,
+    next_index: u32,
+}
+
+/// The worker's [`StreamSink`]: routes stream events to per-connection HTTP/1 parsers and
+/// serializes the finished exchanges.
+struct PairSink {
+    http_config: Http1Config,
+    conns: FxHashMap<ConnId, Conn>,
+    exchanges: Vec<Exchange>,
+    batch: PairBatch,
+    output: Sender<PairBatch>,
+    stats: WorkerStats,
+}
+
+impl PairSink {
+    fn new(http_config: Http1Config, output: Sender<PairBatch>) -> Self {
+        PairSink {
+            http_config,
+            conns: FxHashMap::default(),
+            exchanges: Vec::new(),
+            batch: Vec::with_capacity(OUTPUT_BATCH),
+            output,
+            stats: WorkerStats::default(),
+        }
+    }
+
+    fn emit(&mut self, id: ConnId) {
+        if self.exchanges.is_empty() {
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(&id) else {
+            self.exchanges.clear();
+            return;
+        };
+        for exchange in self.exchanges.drain(..) {
+            let pair = to_pair(&conn.info, conn.http.request_direction() == Direction::ToClient, conn.next_index, exchange);
+            conn.next_index = conn.next_index.saturating_add(1);
+            self.stats.pairs += 1;
+            if pair.flags & PairFlags::INCOMPLETE != 0 {
+                self.stats.incomplete_pairs += 1;
+            }
+            match rkyv::to_bytes::<rkyv::rancor::Error>(&pair) {
+                Ok(bytes) => self.batch.push(bytes),
+                Err(e) => tracing::error!(error = %e, "cannot serialize an RRPair"),
+            }
+        }
+        if self.batch.len() >= OUTPUT_BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(OUTPUT_BATCH));
+            // The writer only goes away when the import is failing; the error is reported there.
+            let _ = self.output.send(batch);
+        }
+    }
+}
+
+impl StreamSink for PairSink {
+    fn open(&mut self, conn: &ConnInfo) {
+        self.stats.connections += 1;
+        self.conns.insert(
+            conn.id,
+            Conn {
+                info: conn.clone(),
+                http: Http1Conn::new(self.http_config.clone()),
+                next_index: 0,
+            },
+        );
+    }
+
+    fn data(&mut self, conn: ConnId, dir: Direction, ts_ns: u64, bytes: &[u8]) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.http.data(dir, ts_ns, bytes, &mut self.exchanges);
+            self.emit(conn);
+        }
+    }
+
+    fn gap(&mut self, conn: ConnId, dir: Direction, ts_ns: u64, len: u64) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.http.gap(dir, ts_ns, len, &mut self.exchanges);
+            self.emit(conn);
+        }
+    }
+
+    fn end(&mut self, conn: ConnId, dir: Direction, ts_ns: u64) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.http.end(dir, ts_ns, &mut self.exchanges);
+            self.emit(conn);
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, ts_ns: u64, _reason: CloseReason) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.http.close(ts_ns, &mut self.exchanges);
+            self.emit(conn);
+        }
+        if let Some(c) = self.conns.remove(&conn) {
+            if c.http.state() == tapline_http1::ConnState::NotHttp {
+                self.stats.non_http_connections += 1;
+            }
+        }
+    }
+}
+
+/// Builds the stored record of one exchange.
+fn to_pair(info: &ConnInfo, swapped: bool, index: u32, exchange: Exchange) -> RRPair {
+    let (client, server) = if swapped {
+        (info.server, info.client)
+    } else {
+        (info.client, info.server)
+    };
+    let request = exchange.request.map(message);
+    let response = exchange.response.map(message);
+    let start_ns = match (&request, &response) {
+        (Some(r), _) | (None, Some(r)) => r.start_ns,
+        (None, None) => info.first_ts_ns,
+    };
+    let end_ns = [&request, &response]
+        .into_iter()
+        .flatten()
+        .map(|m| m.end_ns)
+        .max()
+        .unwrap_or(start_ns);
+    RRPair {
+        id: pair_id(client, server, info.first_ts_ns, index),
+        protocol: Protocol::Http1,
+        start_ns,
+        end_ns,
+        flow: Flow::new(client, server),
+        conn_start_ns: info.first_ts_ns,
+        index_in_conn: index,
+        request,
+        response,
+        interim: exchange.interim.into_iter().map(message).collect(),
+        flags: pair_flags(exchange.flags),
+    }
+}
+
+/// Maps the parser's flags onto the stored record's.
+fn pair_flags(flags: tapline_http1::Flags) -> u32 {
+    use tapline_http1::Flags as F;
+    [
+        (F::INCOMPLETE, PairFlags::INCOMPLETE),
+        (F::GAP, PairFlags::GAP),
+        (F::BODY_TRUNCATED, PairFlags::BODY_TRUNCATED),
+        (F::NO_RESPONSE, PairFlags::NO_RESPONSE),
+        (F::NO_REQUEST, PairFlags::NO_REQUEST),
+        (F::PARSE_ERROR, PairFlags::PARSE_ERROR),
+        (F::UPGRADE, PairFlags::UPGRADE),
+        (F::CLOSE_DELIMITED, PairFlags::CLOSE_DELIMITED),
+    ]
+    .into_iter()
+    .filter(|(from, _)| flags.contains(*from))
+    .fold(0, |acc, (_, to)| acc | to)
+}
+
+fn message(m: tapline_http1::Message) -> Message {
+    Message {
+        start_ns: m.start_ns,
+        end_ns: m.end_ns,
+        head: m.head,
+        body: m.body,
+        trailers: m.trailers,
+        body_wire_len: m.body_wire_len,
+    }
+}
+
+/// A stable 64-bit id (FNV-1a) of a connection's pair: independent of worker count and order.
+pub fn pair_id(client: SocketAddr, server: SocketAddr, conn_start_ns: u64, index: u32) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for addr in [client, server] {
+        match addr.ip() {
+            std::net::IpAddr::V4(v4) => feed(&v4.octets()),
+            std::net::IpAddr::V6(v6) => feed(&v6.octets()),
+        }
+        feed(&addr.port().to_be_bytes());
+    }
+    feed(&conn_start_ns.to_be_bytes());
+    feed(&index.to_be_bytes());
+    h
+}
