@@ -171,8 +171,8 @@ http {
 EOF
     ip netns exec "$NS_SRV" nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/error.log" &
     NGINX_PID=$!
-    local i
-    for i in $(seq 50); do
+    local _
+    for _ in $(seq 50); do
         if ip netns exec "$NS_CLI" bash -c "exec 3<>/dev/tcp/$SRV_IP/$PORT" 2>/dev/null; then
             log "nginx up (pid $NGINX_PID, config $WORK/nginx.conf)"
             return
@@ -197,8 +197,8 @@ capture() {
     ip netns exec "$NS_CLI" tcpdump -i eth0 -s 0 -B 262144 -Z root -w "$pcap" \
         "tcp port $PORT" 2>"$WORK/tcpdump.$name.err" &
     TCPDUMP_PID=$!
-    local i
-    for i in $(seq 100); do
+    local _
+    for _ in $(seq 100); do
         grep -q 'listening on' "$WORK/tcpdump.$name.err" 2>/dev/null && break
         sleep 0.05
     done
@@ -465,7 +465,8 @@ main() {
     capture small /small "$SMALL_N"
     capture large /large "$LARGE_N"
     if [[ -n $NGINX_PID ]]; then
-        kill "$NGINX_PID" && wait "$NGINX_PID" 2>/dev/null || true
+        kill "$NGINX_PID" 2>/dev/null || true
+        wait "$NGINX_PID" 2>/dev/null || true
         NGINX_PID=""
         ip netns del "$NS_SRV"
         ip netns del "$NS_CLI"

@@ -164,8 +164,8 @@ mod tests {
         let Decoded::Tcp(tcp) = decode(link::ETHERNET, &bytes) else {
             panic!("not tcp");
         };
-        assert_eq!(tcp.src, "10.0.0.1:40000".parse().unwrap());
-        assert_eq!(tcp.dst, "10.0.0.2:80".parse().unwrap());
+        assert_eq!(tcp.src, "10.0.0.1:40000".parse::<SocketAddr>().unwrap());
+        assert_eq!(tcp.dst, "10.0.0.2:80".parse::<SocketAddr>().unwrap());
         assert_eq!(tcp.seq, 1000);
         assert_eq!(tcp.ack, 77);
         assert_eq!(tcp.flags & 0x18, 0x18);

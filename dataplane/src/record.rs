@@ -253,8 +253,8 @@ mod tests {
         };
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&pair).unwrap();
         let archived = rkyv::access::<ArchivedRRPair, rkyv::rancor::Error>(&bytes).unwrap();
-        assert_eq!(archived.flow.src(), "10.0.0.1:40000".parse().unwrap());
-        assert_eq!(archived.flow.dst(), "10.0.0.2:80".parse().unwrap());
+        assert_eq!(archived.flow.src(), "10.0.0.1:40000".parse::<SocketAddr>().unwrap());
+        assert_eq!(archived.flow.dst(), "10.0.0.2:80".parse::<SocketAddr>().unwrap());
         assert_eq!(archived.protocol, ArchivedProtocol::Http1);
         let back: RRPair = rkyv::deserialize::<RRPair, rkyv::rancor::Error>(archived).unwrap();
         assert_eq!(back, pair);

@@ -220,6 +220,18 @@ fn expected(convs: &[Conversation]) -> Vec<String> {
     out
 }
 
+/// Compares two sorted lists and shows only what differs.
+fn assert_same(got: &[String], want: &[String], what: &str) {
+    let missing: Vec<_> = want.iter().filter(|w| !got.contains(w)).collect();
+    let extra: Vec<_> = got.iter().filter(|g| !want.contains(g)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: {} missing, {} unexpected\nmissing: {missing:#?}\nunexpected: {extra:#?}",
+        missing.len(),
+        extra.len()
+    );
+}
+
 fn run_import(pcap: &Path, out: &Path, workers: usize) {
     let options = ImportOptions {
         workers,
@@ -248,10 +260,16 @@ fn build_capture(seed: u64, perturb: bool) -> (Vec<Conversation>, Vec<Pkt>) {
             }
             out.push(p);
         }
+        // Reorder only packets that travel the same way: a capture at one host sees a
+        // receiver's ACK after the data it acknowledges, so an ACK beyond a hole means the
+        // capture missed bytes (and is reported as a gap).
+        let sender = |p: &Pkt| (p.bytes[26..30].to_vec(), p.bytes[34..36].to_vec());
         for i in 0..out.len() {
             if rng.below(8) == 0 {
                 let j = (i + 1 + rng.below(6) as usize).min(out.len() - 1);
-                out.swap(i, j);
+                if (i..=j).all(|k| sender(&out[k]) == sender(&out[i])) {
+                    out.swap(i, j);
+                }
             }
         }
         packets = out;
@@ -266,7 +284,7 @@ fn clean_capture_yields_every_exchange() {
     let pcap = dir.path().join("clean.pcap");
     write_pcap(&pcap, &packets);
     run_import(&pcap, &dir.path().join("snap"), 1);
-    assert_eq!(summary(&dir.path().join("snap")), expected(&convs));
+    assert_same(&summary(&dir.path().join("snap")), &expected(&convs), "clean");
 }
 
 #[test]
@@ -282,7 +300,7 @@ fn reordered_and_duplicated_capture_yields_every_exchange_for_any_worker_count()
             let out = dir.path().join(format!("snap-{workers}"));
             run_import(&pcap, &out, workers);
             let got = summary(&out);
-            assert_eq!(got, want, "seed {seed}, {workers} workers");
+            assert_same(&got, &want, &format!("seed {seed}, {workers} workers"));
             let snap = Snapshot::open(&out).unwrap();
             let ids: Vec<String> = snap
                 .pairs_sorted(&mut |_| {})

@@ -83,7 +83,10 @@ fn dir_index(dir: Direction) -> usize {
 impl Http1Conn {
     /// A parser for a new connection.
     pub fn new(config: Http1Config) -> Self {
-        let halves = [Half::new(Role::Request, &config), Half::new(Role::Response, &config)];
+        let halves = [
+            Half::new(Role::Request, &config),
+            Half::new(Role::Response, &config),
+        ];
         let pairing = Pairing::new(config.max_pipelined);
         Self {
             cfg: config,
@@ -176,7 +179,10 @@ impl Http1Conn {
                 self.stats.ignored_bytes += q.bytes.len() as u64;
                 *q = HeldQueue::default();
             }
-            let mut ctx = Ctx { pairing: &mut self.pairing, out };
+            let mut ctx = Ctx {
+                pairing: &mut self.pairing,
+                out,
+            };
             for half in &mut self.halves {
                 half.end(ts_ns, &mut ctx);
             }
@@ -210,7 +216,14 @@ impl Http1Conn {
     }
 
     /// Delivers an event of `dir`, or holds it behind earlier ones or while its half waits.
-    fn dispatch(&mut self, dir: Direction, ts: u64, ev: Held, data: &[u8], out: &mut Vec<Exchange>) {
+    fn dispatch(
+        &mut self,
+        dir: Direction,
+        ts: u64,
+        ev: Held,
+        data: &[u8],
+        out: &mut Vec<Exchange>,
+    ) {
         let d = dir_index(dir);
         if self.ended[d] {
             self.stats.ignored_bytes += data.len() as u64;
@@ -225,14 +238,20 @@ impl Http1Conn {
             Held::Data(_) => self.deliver_data(dir, ts, data, out),
             Held::Gap(len) => {
                 let r = self.role_index(dir);
-                let mut ctx = Ctx { pairing: &mut self.pairing, out };
+                let mut ctx = Ctx {
+                    pairing: &mut self.pairing,
+                    out,
+                };
                 if let Some(half) = self.halves.get_mut(r) {
                     half.gap(ts, len, &mut ctx);
                 }
             }
             Held::End => {
                 let r = self.role_index(dir);
-                let mut ctx = Ctx { pairing: &mut self.pairing, out };
+                let mut ctx = Ctx {
+                    pairing: &mut self.pairing,
+                    out,
+                };
                 if let Some(half) = self.halves.get_mut(r) {
                     half.end(ts, &mut ctx);
                 }
@@ -249,7 +268,9 @@ impl Http1Conn {
 
     fn hold(&mut self, dir: Direction, ts: u64, ev: Held, data: &[u8]) {
         let d = dir_index(dir);
-        let Some(q) = self.held.get_mut(d) else { return };
+        let Some(q) = self.held.get_mut(d) else {
+            return;
+        };
         q.push(ts, ev, data);
         if q.bytes.len() > self.cfg.max_unpaired_bytes {
             // Waited long enough: go on without the other side.
@@ -265,8 +286,13 @@ impl Http1Conn {
         let mut data = data;
         loop {
             let r = self.role_index(dir);
-            let mut ctx = Ctx { pairing: &mut self.pairing, out: &mut *out };
-            let Some(half) = self.halves.get_mut(r) else { return };
+            let mut ctx = Ctx {
+                pairing: &mut self.pairing,
+                out: &mut *out,
+            };
+            let Some(half) = self.halves.get_mut(r) else {
+                return;
+            };
             let fed = half.feed(ts, data, &mut ctx);
             let (n, stop) = match fed {
                 Feed::All => break,
@@ -315,7 +341,11 @@ impl Http1Conn {
             }
             return;
         }
-        let scanned: u64 = self.halves.iter().map(|h| h.skipped + h.carried() as u64).sum();
+        let scanned: u64 = self
+            .halves
+            .iter()
+            .map(|h| h.skipped + h.carried() as u64)
+            .sum();
         if scanned > self.cfg.max_detect_bytes as u64 {
             self.state = ConnState::NotHttp;
             for h in &mut self.halves {
@@ -356,7 +386,9 @@ impl Http1Conn {
                 if waiting {
                     continue;
                 }
-                let Some(q) = self.held.get_mut(d) else { continue };
+                let Some(q) = self.held.get_mut(d) else {
+                    continue;
+                };
                 let taken = std::mem::take(q);
                 let before = taken.footprint();
                 let mut off = 0;

@@ -69,21 +69,23 @@ pub fn decode_body<'a>(
             if token.is_empty() || token.eq_ignore_ascii_case(b"identity") {
                 continue;
             }
-            let coding = if token.eq_ignore_ascii_case(b"gzip") || token.eq_ignore_ascii_case(b"x-gzip")
-            {
-                Coding::Gzip
-            } else if token.eq_ignore_ascii_case(b"deflate") {
-                Coding::Deflate
-            } else {
-                return Err(DecodeError::Unsupported {
-                    coding: String::from_utf8_lossy(token).into_owned(),
-                });
-            };
+            let coding =
+                if token.eq_ignore_ascii_case(b"gzip") || token.eq_ignore_ascii_case(b"x-gzip") {
+                    Coding::Gzip
+                } else if token.eq_ignore_ascii_case(b"deflate") {
+                    Coding::Deflate
+                } else {
+                    return Err(DecodeError::Unsupported {
+                        coding: String::from_utf8_lossy(token).into_owned(),
+                    });
+                };
             codings.push(coding);
         }
     }
     if codings.len() > MAX_CODINGS {
-        return Err(DecodeError::TooManyCodings { count: codings.len() });
+        return Err(DecodeError::TooManyCodings {
+            count: codings.len(),
+        });
     }
     let mut data: Cow<'a, [u8]> = Cow::Borrowed(body);
     for coding in codings.into_iter().rev() {
@@ -113,7 +115,11 @@ fn is_zlib_header(data: &[u8]) -> bool {
     }
 }
 
-fn read_bounded(reader: impl Read, coding: &'static str, limit: usize) -> Result<Vec<u8>, DecodeError> {
+fn read_bounded(
+    reader: impl Read,
+    coding: &'static str,
+    limit: usize,
+) -> Result<Vec<u8>, DecodeError> {
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     let mut out = Vec::new();
     reader
@@ -147,21 +153,31 @@ mod tests {
         assert!(matches!(out, Cow::Borrowed(b"abc")));
         let out = decode_body(&[("Content-Encoding", b"identity")], b"abc", 10).unwrap();
         assert_eq!(&*out, b"abc");
-        assert!(matches!(decode_body(&[], b"abcd", 3), Err(DecodeError::TooLarge { limit: 3 })));
+        assert!(matches!(
+            decode_body(&[], b"abcd", 3),
+            Err(DecodeError::TooLarge { limit: 3 })
+        ));
     }
 
     #[test]
     fn gzip_and_deflate() {
-        let out = decode_body(&[("content-encoding", b"GZIP")], &gzip(b"hello"), 100).unwrap();
+        let gz = gzip(b"hello");
+        let out = decode_body(&[("content-encoding", b"GZIP")], &gz, 100).unwrap();
         assert_eq!(&*out, b"hello");
         let mut z = ZlibEncoder::new(Vec::new(), Compression::fast());
         z.write_all(b"zlib data").unwrap();
         let z = z.finish().unwrap();
-        assert_eq!(&*decode_body(&[("Content-Encoding", b"deflate")], &z, 100).unwrap(), b"zlib data");
+        assert_eq!(
+            &*decode_body(&[("Content-Encoding", b"deflate")], &z, 100).unwrap(),
+            b"zlib data"
+        );
         let mut d = DeflateEncoder::new(Vec::new(), Compression::fast());
         d.write_all(b"raw data").unwrap();
         let d = d.finish().unwrap();
-        assert_eq!(&*decode_body(&[("Content-Encoding", b"deflate")], &d, 100).unwrap(), b"raw data");
+        assert_eq!(
+            &*decode_body(&[("Content-Encoding", b"deflate")], &d, 100).unwrap(),
+            b"raw data"
+        );
     }
 
     #[test]
@@ -169,7 +185,11 @@ mod tests {
         let twice = gzip(&gzip(b"inner"));
         let out = decode_body(&[("Content-Encoding", b"gzip, gzip")], &twice, 100).unwrap();
         assert_eq!(&*out, b"inner");
-        let out = decode_body(&[("Content-Encoding", b"gzip"), ("Content-Encoding", b"gzip")], &twice, 100);
+        let out = decode_body(
+            &[("Content-Encoding", b"gzip"), ("Content-Encoding", b"gzip")],
+            &twice,
+            100,
+        );
         assert_eq!(&*out.unwrap(), b"inner");
     }
 
@@ -178,11 +198,19 @@ mod tests {
         let e = decode_body(&[("Content-Encoding", b"br")], b"x", 10).unwrap_err();
         assert!(e.to_string().contains("\"br\""), "{e}");
         let e = decode_body(&[("Content-Encoding", b"gzip")], b"not gzip", 10).unwrap_err();
-        assert!(matches!(e, DecodeError::Corrupt { coding: "gzip", .. }), "{e}");
+        assert!(
+            matches!(e, DecodeError::Corrupt { coding: "gzip", .. }),
+            "{e}"
+        );
         let big = gzip(&[b'a'; 10_000]);
         let e = decode_body(&[("Content-Encoding", b"gzip")], &big, 100).unwrap_err();
         assert!(matches!(e, DecodeError::TooLarge { limit: 100 }));
-        let e = decode_body(&[("Content-Encoding", b"gzip,gzip,gzip,gzip,gzip")], b"", 10).unwrap_err();
+        let e = decode_body(
+            &[("Content-Encoding", b"gzip,gzip,gzip,gzip,gzip")],
+            b"",
+            10,
+        )
+        .unwrap_err();
         assert!(matches!(e, DecodeError::TooManyCodings { count: 5 }));
     }
 }

@@ -3,9 +3,30 @@
 
 /// Methods recognised on a prefix too short to hold the whole request line.
 const KNOWN_METHODS: [&[u8]; 24] = [
-    b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE",
-    b"PROPFIND", b"PROPPATCH", b"MKCOL", b"COPY", b"MOVE", b"LOCK", b"UNLOCK", b"REPORT",
-    b"SEARCH", b"PURGE", b"MERGE", b"CHECKOUT", b"MKACTIVITY", b"M-SEARCH", b"NOTIFY",
+    b"GET",
+    b"POST",
+    b"PUT",
+    b"DELETE",
+    b"HEAD",
+    b"OPTIONS",
+    b"PATCH",
+    b"CONNECT",
+    b"TRACE",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"MKCOL",
+    b"COPY",
+    b"MOVE",
+    b"LOCK",
+    b"UNLOCK",
+    b"REPORT",
+    b"SEARCH",
+    b"PURGE",
+    b"MERGE",
+    b"CHECKOUT",
+    b"MKACTIVITY",
+    b"M-SEARCH",
+    b"NOTIFY",
 ];
 
 /// Longest method token accepted in a start line while resynchronising.
@@ -81,7 +102,11 @@ fn request_line(line: &[u8], complete: bool) -> LineKind {
         return LineKind::No;
     }
     let Some(&after_method) = line.get(method_len) else {
-        return if complete { LineKind::No } else { LineKind::Maybe };
+        return if complete {
+            LineKind::No
+        } else {
+            LineKind::Maybe
+        };
     };
     if after_method != b' ' {
         return LineKind::No;
@@ -89,7 +114,11 @@ fn request_line(line: &[u8], complete: bool) -> LineKind {
     let rest = line.get(method_len + 1..).unwrap_or(&[]);
     let target_len = rest.iter().take_while(|&&b| is_target_byte(b)).count();
     let Some(&after_target) = rest.get(target_len) else {
-        return if complete { LineKind::No } else { LineKind::Maybe };
+        return if complete {
+            LineKind::No
+        } else {
+            LineKind::Maybe
+        };
     };
     if after_target != b' ' || target_len == 0 {
         return LineKind::No;
@@ -141,9 +170,7 @@ pub fn looks_like_request(prefix: &[u8]) -> bool {
     match classify_line(line, line_end.is_some()) {
         LineKind::Request => true,
         LineKind::Maybe => KNOWN_METHODS.iter().any(|m| {
-            line.len() > m.len() + 1
-                && line.starts_with(m)
-                && line.get(m.len()) == Some(&b' ')
+            line.len() > m.len() + 1 && line.starts_with(m) && line.get(m.len()) == Some(&b' ')
         }),
         LineKind::Response | LineKind::No => false,
     }
@@ -183,7 +210,9 @@ pub(crate) enum Scan {
 pub(crate) fn scan_start(buf: &[u8], from: usize, line_start: bool, req: bool, resp: bool) -> Scan {
     const ANCHOR: &[u8] = b"HTTP/1.";
     let mut i = from;
-    while let Some(off) = buf.get(i..).and_then(|h| h.windows(ANCHOR.len()).position(|w| w == ANCHOR))
+    while let Some(off) = buf
+        .get(i..)
+        .and_then(|h| h.windows(ANCHOR.len()).position(|w| w == ANCHOR))
     {
         let at = i + off;
         let after = buf.get(at + ANCHOR.len()..).unwrap_or(&[]);
@@ -215,12 +244,23 @@ pub(crate) fn scan_start(buf: &[u8], from: usize, line_start: bool, req: bool, r
 fn request_start(buf: &[u8], anchor: usize, line_start: bool) -> Option<usize> {
     let before = buf.get(..anchor)?;
     let before = before.strip_suffix(b" ")?;
-    let target_len = before.iter().rev().take_while(|&&b| is_target_byte(b)).count();
+    let target_len = before
+        .iter()
+        .rev()
+        .take_while(|&&b| is_target_byte(b))
+        .count();
     if target_len == 0 {
         return None;
     }
-    let before = before.get(..before.len() - target_len)?.strip_suffix(b" ")?;
-    let run = before.iter().rev().take_while(|&&b| is_method_byte(b)).take(MAX_METHOD_LEN + 1).count();
+    let before = before
+        .get(..before.len() - target_len)?
+        .strip_suffix(b" ")?;
+    let run = before
+        .iter()
+        .rev()
+        .take_while(|&&b| is_method_byte(b))
+        .take(MAX_METHOD_LEN + 1)
+        .count();
     if run == 0 {
         return None;
     }
@@ -233,7 +273,11 @@ fn request_start(buf: &[u8], anchor: usize, line_start: bool) -> Option<usize> {
         return Some(start);
     }
     let method = before.get(start..)?;
-    let known = KNOWN_METHODS.iter().filter(|m| method.ends_with(m)).map(|m| m.len()).max()?;
+    let known = KNOWN_METHODS
+        .iter()
+        .filter(|m| method.ends_with(m))
+        .map(|m| m.len())
+        .max()?;
     Some(before.len() - known)
 }
 
@@ -244,7 +288,10 @@ fn request_start(buf: &[u8], anchor: usize, line_start: bool) -> Option<usize> {
 pub(crate) fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     let hay = buf.get(from..)?;
     let mut i = 0;
-    while let Some(off) = hay.get(i..).and_then(|h| h.iter().position(|&b| b == b'\n')) {
+    while let Some(off) = hay
+        .get(i..)
+        .and_then(|h| h.iter().position(|&b| b == b'\n'))
+    {
         let lf = i + off;
         match hay.get(lf + 1) {
             Some(b'\n') => return Some(from + lf + 2),
@@ -262,8 +309,14 @@ mod tests {
 
     #[test]
     fn request_lines() {
-        assert_eq!(classify_line(b"GET / HTTP/1.1\r\n", true), LineKind::Request);
-        assert_eq!(classify_line(b"M-SEARCH * HTTP/1.1\n", true), LineKind::Request);
+        assert_eq!(
+            classify_line(b"GET / HTTP/1.1\r\n", true),
+            LineKind::Request
+        );
+        assert_eq!(
+            classify_line(b"M-SEARCH * HTTP/1.1\n", true),
+            LineKind::Request
+        );
         assert_eq!(classify_line(b"GET / HTTP/1.1", false), LineKind::Maybe);
         assert_eq!(classify_line(b"GET /a", false), LineKind::Maybe);
         assert_eq!(classify_line(b"GET / HTTP/2.0\r\n", true), LineKind::No);
@@ -276,14 +329,20 @@ mod tests {
 
     #[test]
     fn status_lines() {
-        assert_eq!(classify_line(b"HTTP/1.1 200 OK\r\n", true), LineKind::Response);
+        assert_eq!(
+            classify_line(b"HTTP/1.1 200 OK\r\n", true),
+            LineKind::Response
+        );
         assert_eq!(classify_line(b"HTTP/1.0 204\r\n", true), LineKind::Response);
         assert_eq!(classify_line(b"HTTP/1.1 200", false), LineKind::Maybe);
         assert_eq!(classify_line(b"HTTP/1.1 2x0 OK\r\n", true), LineKind::No);
         assert_eq!(classify_line(b"HTTP/1.1 20\r\n", true), LineKind::No);
         assert_eq!(classify_line(b"HTTP/2 200\r\n", true), LineKind::No);
         // "HEAD" starts with H but is a request
-        assert_eq!(classify_line(b"HEAD / HTTP/1.1\r\n", true), LineKind::Request);
+        assert_eq!(
+            classify_line(b"HEAD / HTTP/1.1\r\n", true),
+            LineKind::Request
+        );
         assert_eq!(classify_line(b"HTT", false), LineKind::Maybe);
     }
 
@@ -304,16 +363,37 @@ mod tests {
     #[test]
     fn scanning_for_start_lines() {
         let s = |b: &[u8]| scan_start(b, 0, false, true, true);
-        assert_eq!(s(b"xx}GET /a HTTP/1.1\r\nHost: a"), Scan::Found(3, LineKind::Request));
-        assert_eq!(s(b"DATAPOST /a HTTP/1.1\n"), Scan::Found(4, LineKind::Request));
-        assert_eq!(s(b"x\nFOO /a HTTP/1.1\r\n"), Scan::Found(2, LineKind::Request));
+        assert_eq!(
+            s(b"xx}GET /a HTTP/1.1\r\nHost: a"),
+            Scan::Found(3, LineKind::Request)
+        );
+        assert_eq!(
+            s(b"DATAPOST /a HTTP/1.1\n"),
+            Scan::Found(4, LineKind::Request)
+        );
+        assert_eq!(
+            s(b"x\nFOO /a HTTP/1.1\r\n"),
+            Scan::Found(2, LineKind::Request)
+        );
         assert_eq!(s(b"xFOO /a HTTP/1.1\r\n"), Scan::Nothing);
-        assert_eq!(scan_start(b"FOO /a HTTP/1.1\r\n", 0, true, true, true), Scan::Found(0, LineKind::Request));
-        assert_eq!(s(b"abc}HTTP/1.1 200 OK\r\n"), Scan::Found(4, LineKind::Response));
+        assert_eq!(
+            scan_start(b"FOO /a HTTP/1.1\r\n", 0, true, true, true),
+            Scan::Found(0, LineKind::Request)
+        );
+        assert_eq!(
+            s(b"abc}HTTP/1.1 200 OK\r\n"),
+            Scan::Found(4, LineKind::Response)
+        );
         assert_eq!(s(b"abc HTTP/1.1 20"), Scan::Pending(4));
         assert_eq!(s(b"abc GET / HTTP/1.1\r"), Scan::Pending(10));
-        assert_eq!(s(b"see HTTP/1.1 spec HTTP/1.0 404 x"), Scan::Found(18, LineKind::Response));
-        assert_eq!(scan_start(b"HTTP/1.1 200 OK\r\n", 0, true, true, false), Scan::Nothing);
+        assert_eq!(
+            s(b"see HTTP/1.1 spec HTTP/1.0 404 x"),
+            Scan::Found(18, LineKind::Response)
+        );
+        assert_eq!(
+            scan_start(b"HTTP/1.1 200 OK\r\n", 0, true, true, false),
+            Scan::Nothing
+        );
         assert_eq!(s(b"GET  HTTP/1.1\r\n"), Scan::Nothing);
         assert_eq!(s(b"no anchor here"), Scan::Nothing);
     }

@@ -67,7 +67,12 @@ pub struct ResponseHead<'a> {
 pub fn parse_request_head(head: &[u8]) -> Result<RequestHead<'_>, HeadError> {
     let parsed = parse_request(head, |req| {
         let headers = req.headers.iter().map(|h| (h.name, h.value)).collect();
-        (req.method.unwrap_or(""), req.path.unwrap_or(""), req.version.unwrap_or(1), headers)
+        (
+            req.method.unwrap_or(""),
+            req.path.unwrap_or(""),
+            req.version.unwrap_or(1),
+            headers,
+        )
     });
     match parsed {
         Ok(Status::Complete((_, (method, target, version, headers)))) => Ok(RequestHead {
@@ -77,7 +82,10 @@ pub fn parse_request_head(head: &[u8]) -> Result<RequestHead<'_>, HeadError> {
             headers,
         }),
         Ok(Status::Partial) => Err(HeadError::Incomplete { len: head.len() }),
-        Err(source) => Err(HeadError::Invalid { len: head.len(), source }),
+        Err(source) => Err(HeadError::Invalid {
+            len: head.len(),
+            source,
+        }),
     }
 }
 
@@ -99,13 +107,19 @@ pub fn parse_response_head(head: &[u8]) -> Result<ResponseHead<'_>, HeadError> {
             headers,
         }),
         Ok(Status::Partial) => Err(HeadError::Incomplete { len: head.len() }),
-        Err(source) => Err(HeadError::Invalid { len: head.len(), source }),
+        Err(source) => Err(HeadError::Invalid {
+            len: head.len(),
+            source,
+        }),
     }
 }
 
 /// The reason phrase of the status line of `head`, as raw bytes.
 fn reason_phrase(head: &[u8]) -> &[u8] {
-    let lead = head.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    let lead = head
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
     let line = head.get(lead..).unwrap_or(&[]);
     let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
     let line = line.get(..end).unwrap_or(&[]);
@@ -135,7 +149,10 @@ fn config() -> ParserConfig {
 
 /// Number of header slots needed for the head at the start of `buf`, if its end is there.
 fn heap_header_count(buf: &[u8]) -> Option<usize> {
-    let lead = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    let lead = buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
     let end = find_head_end(buf, lead)?;
     Some(buf.get(..end)?.iter().filter(|&&b| b == b'\n').count() + 1)
 }
@@ -286,7 +303,11 @@ impl Framing {
                 }
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 f.transfer_encoding = true;
-                if let Some(last) = h.value.split(|&b| b == b',').map(trim).rfind(|t| !t.is_empty())
+                if let Some(last) = h
+                    .value
+                    .split(|&b| b == b',')
+                    .map(trim)
+                    .rfind(|t| !t.is_empty())
                 {
                     f.chunked = last.eq_ignore_ascii_case(b"chunked");
                 }
@@ -306,9 +327,9 @@ fn parse_content_length(value: &[u8]) -> Option<u64> {
         if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        let n = part
-            .iter()
-            .try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))?;
+        let n = part.iter().try_fold(0u64, |acc, &d| {
+            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })?;
         match out {
             None => out = Some(n),
             Some(m) if m == n => {}
@@ -321,7 +342,11 @@ fn parse_content_length(value: &[u8]) -> Option<u64> {
 fn trim(b: &[u8]) -> &[u8] {
     let start = b.iter().take_while(|&&c| c == b' ' || c == b'\t').count();
     let b = b.get(start..).unwrap_or(&[]);
-    let end = b.len() - b.iter().rev().take_while(|&&c| c == b' ' || c == b'\t').count();
+    let end = b.len()
+        - b.iter()
+            .rev()
+            .take_while(|&&c| c == b' ' || c == b'\t')
+            .count();
     b.get(..end).unwrap_or(&[])
 }
 
@@ -357,8 +382,14 @@ mod tests {
             parse_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n"),
             Err(HeadError::Incomplete { len: 25 })
         );
-        assert!(matches!(parse_request_head(b"GET / HTTP/9\r\n\r\n"), Err(HeadError::Invalid { .. })));
-        assert!(matches!(parse_response_head(b"HTTP/1.1 abc\r\n\r\n"), Err(HeadError::Invalid { .. })));
+        assert!(matches!(
+            parse_request_head(b"GET / HTTP/9\r\n\r\n"),
+            Err(HeadError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse_response_head(b"HTTP/1.1 abc\r\n\r\n"),
+            Err(HeadError::Invalid { .. })
+        ));
     }
 
     #[test]
@@ -382,7 +413,10 @@ mod tests {
         assert_eq!(parse_content_length(b""), None);
         assert_eq!(parse_content_length(b"99999999999999999999"), None);
         assert_eq!(parse_content_length(b"18446744073709551615"), None);
-        assert_eq!(parse_content_length(b"1844674407370955161"), Some(1_844_674_407_370_955_161));
+        assert_eq!(
+            parse_content_length(b"1844674407370955161"),
+            Some(1_844_674_407_370_955_161)
+        );
     }
 
     #[test]

@@ -225,7 +225,9 @@ impl Sink for Ctx<'_> {
             p.resp_slot = None;
         }
         if let Some(i) = p.q.iter().position(|s| !s.claimed) {
-            let predates = p.q.get(i).is_some_and(|s| !s.placeholder && s.req_start > start_ns);
+            let predates =
+                p.q.get(i)
+                    .is_some_and(|s| !s.placeholder && s.req_start > start_ns);
             if predates {
                 // Started before its supposed request did: it answers one never seen.
                 let mut slot = p.placeholder(start_ns, Flags::NONE);
@@ -252,7 +254,11 @@ impl Sink for Ctx<'_> {
 
     fn response_done(&mut self, msg: Message, flags: Flags, kind: RespKind) {
         let p = &mut *self.pairing;
-        let seq = if kind == RespKind::Interim { p.resp_slot } else { p.resp_slot.take() };
+        let seq = if kind == RespKind::Interim {
+            p.resp_slot
+        } else {
+            p.resp_slot.take()
+        };
         let mut slot = match seq {
             Some(seq) => p.find(seq),
             None => None,
@@ -264,7 +270,11 @@ impl Sink for Ctx<'_> {
             }
             return;
         }
-        let extra = if kind == RespKind::Upgrade { Flags::UPGRADE } else { Flags::NONE };
+        let extra = if kind == RespKind::Upgrade {
+            Flags::UPGRADE
+        } else {
+            Flags::NONE
+        };
         match slot {
             Some(slot) => {
                 slot.response = Some(msg);

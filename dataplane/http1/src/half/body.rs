@@ -82,7 +82,9 @@ impl Half {
                     return self.framing_error(take, sink);
                 }
                 self.msg.body_wire_len += take as u64;
-                self.msg.trailers.extend_from_slice(data.get(..take).unwrap_or(data));
+                self.msg
+                    .trailers
+                    .extend_from_slice(data.get(..take).unwrap_or(data));
                 if nl.is_some() {
                     let t = &self.msg.trailers;
                     let blank = if t.as_slice() == b"\n" || t.ends_with(b"\n\n") {
@@ -107,7 +109,9 @@ impl Half {
     fn keep_body(&mut self, bytes: &[u8]) {
         let room = self.max_body.saturating_sub(self.msg.body.len());
         if bytes.len() > room {
-            self.msg.body.extend_from_slice(bytes.get(..room).unwrap_or(&[]));
+            self.msg
+                .body
+                .extend_from_slice(bytes.get(..room).unwrap_or(&[]));
             self.flags |= Flags::BODY_TRUNCATED;
         } else {
             self.msg.body.extend_from_slice(bytes);
@@ -132,7 +136,11 @@ impl Half {
             Body::Close => self.msg.body_wire_len += len,
             Body::ChunkData(rem) if len <= rem => {
                 self.msg.body_wire_len += len;
-                self.body = if len == rem { Body::ChunkEnd { cr: false } } else { Body::ChunkData(rem - len) };
+                self.body = if len == rem {
+                    Body::ChunkEnd { cr: false }
+                } else {
+                    Body::ChunkData(rem - len)
+                };
             }
             Body::Length(rem) if len < rem => {
                 self.msg.body_wire_len += len;
@@ -172,7 +180,11 @@ fn chunk_size(line: &[u8]) -> Option<u64> {
     }
     let rest = line.get(digits..)?;
     let rest = rest.trim_ascii_start();
-    if rest.is_empty() || rest.first() == Some(&b';') { Some(size) } else { None }
+    if rest.is_empty() || rest.first() == Some(&b';') {
+        Some(size)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

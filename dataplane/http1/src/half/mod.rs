@@ -9,8 +9,9 @@
 //! many bytes it took, so the caller can hold the rest.
 
 mod body;
+mod resync;
 
-use crate::detect::{LineKind, classify_line, find_head_end};
+use crate::detect::{LineKind, find_head_end};
 use crate::head::{HeadInfo, HeadParse, Method, parse_head};
 use crate::types::{Flags, Http1Config, Message};
 
@@ -108,8 +109,12 @@ pub(crate) struct Half {
     body: Body,
     /// Partial head, resync candidate line, or partial chunk-size line.
     buf: Vec<u8>,
-    /// Next byte begins a line (for resync).
+    /// Resync: the first byte of `buf` (or the next byte, if empty) begins a line.
     line_start: bool,
+    /// Resync: anchors before this position of `buf` were examined.
+    scan_pos: usize,
+    /// Resync: where each call's bytes begin in `buf`, with their capture time.
+    carry_ts: Vec<(usize, u64)>,
     /// Accept either kind of start line while resyncing, stopping on the other role's.
     detecting: bool,
     /// A start line of this half's role has been found.
@@ -143,6 +148,8 @@ impl Half {
             body: Body::Close,
             buf: Vec::new(),
             line_start: true,
+            scan_pos: 0,
+            carry_ts: Vec::new(),
             detecting: true,
             synced: false,
             started: false,
@@ -166,7 +173,11 @@ impl Half {
 
     /// Bytes held while scanning a candidate line (counted as scanned during detection).
     pub(crate) fn carried(&self) -> usize {
-        if self.state == State::Resync { self.buf.len() } else { 0 }
+        if self.state == State::Resync {
+            self.buf.len()
+        } else {
+            0
+        }
     }
 
     /// Between two messages (the next byte starts a new one).
@@ -230,82 +241,12 @@ impl Half {
         }
     }
 
-    /// Scans for a start line.
-    fn resync(&mut self, ts: u64, data: &[u8]) -> Step {
-        let mut i = 0;
-        if !self.buf.is_empty() {
-            let nl = memchr(b'\n', data);
-            let take = nl.map_or(data.len(), |j| j + 1);
-            if self.buf.len() + take > self.max_line() {
-                self.skipped += self.buf.len() as u64;
-                self.buf.clear();
-                self.started = false;
-                self.line_start = false;
-            } else {
-                self.buf.extend_from_slice(data.get(..take).unwrap_or(data));
-                let kind = classify_line(&self.buf, nl.is_some());
-                if self.accepts(kind) {
-                    return self.found(kind, take);
-                }
-                if kind == LineKind::Maybe {
-                    return Step::Go(take);
-                }
-                self.skipped += self.buf.len() as u64;
-                self.buf.clear();
-                self.started = false;
-                self.line_start = nl.is_some();
-                i = take;
-            }
-        }
-        while let Some(rest) = data.get(i..).filter(|r| !r.is_empty()) {
-            if !self.line_start {
-                match memchr(b'\n', rest) {
-                    Some(j) => {
-                        self.skipped += j as u64 + 1;
-                        i += j + 1;
-                        self.line_start = true;
-                    }
-                    None => {
-                        self.skipped += rest.len() as u64;
-                        return Step::Go(data.len());
-                    }
-                }
-                continue;
-            }
-            let nl = memchr(b'\n', rest);
-            let line = nl.and_then(|j| rest.get(..=j)).unwrap_or(rest);
-            let kind = classify_line(line, nl.is_some());
-            if self.accepts(kind) {
-                self.msg.start_ns = ts;
-                self.started = true;
-                return self.found(kind, i);
-            }
-            if kind == LineKind::Maybe && rest.len() <= self.max_line() {
-                self.buf.extend_from_slice(rest);
-                self.msg.start_ns = ts;
-                self.started = true;
-                return Step::Go(data.len());
-            }
-            self.line_start = false;
-        }
-        Step::Go(data.len())
-    }
-
-    /// A start line of `kind` begins the next message (in `buf` or at the next byte).
-    fn found(&mut self, kind: LineKind, consumed: usize) -> Step {
-        self.state = State::Head;
-        let own = matches!(
-            (kind, self.role),
-            (LineKind::Request, Role::Request) | (LineKind::Response, Role::Response)
-        );
-        self.synced = true;
-        if own { Step::Go(consumed) } else { Step::Stop(consumed, Stop::WrongRole) }
-    }
-
     /// Enters resync; `line_start` says whether the next byte may begin a start line.
     fn lose_sync(&mut self, line_start: bool) {
         self.state = State::Resync;
         self.line_start = line_start;
+        self.scan_pos = 0;
+        self.carry_ts.clear();
         self.buf.clear();
         self.started = false;
     }
@@ -313,7 +254,10 @@ impl Half {
     /// Parses (or accumulates) a head.
     fn head(&mut self, ts: u64, data: &[u8], sink: &mut impl Sink) -> Step {
         if !self.started {
-            let lead = data.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+            let lead = data
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
             if lead > 0 {
                 return Step::Go(lead);
             }
@@ -336,11 +280,14 @@ impl Half {
         if self.buf.is_empty() {
             return match parse_head(self.role == Role::Request, data) {
                 HeadParse::Complete(n, info) => {
-                    self.msg.head.extend_from_slice(data.get(..n).unwrap_or(data));
+                    self.msg
+                        .head
+                        .extend_from_slice(data.get(..n).unwrap_or(data));
                     self.begin_body(info, n, sink)
                 }
                 HeadParse::Partial if data.len() < self.max_head => {
                     self.buf.extend_from_slice(data);
+                    self.scan_pos = data.len().saturating_sub(3);
                     Step::Go(data.len())
                 }
                 HeadParse::Partial => {
@@ -356,10 +303,13 @@ impl Half {
                         Step::Go(end)
                     }
                     None => {
-                        let head = data.get(..self.max_head).unwrap_or(data);
+                        // Skip the broken start line so the scan goes on after it.
+                        let nl = memchr(b'\n', data);
+                        let take = nl.map_or(data.len(), |j| j + 1);
+                        let head = data.get(..take.min(self.max_head)).unwrap_or(data);
                         self.head_error(head, sink);
-                        self.lose_sync(false);
-                        Step::Go(0)
+                        self.lose_sync(nl.is_some());
+                        Step::Go(take)
                     }
                 },
             };
@@ -367,7 +317,8 @@ impl Half {
         let old = self.buf.len();
         let take = self.max_head.saturating_sub(old).min(data.len());
         self.buf.extend_from_slice(data.get(..take).unwrap_or(data));
-        let Some(end) = find_head_end(&self.buf, old.saturating_sub(3)) else {
+        let Some(end) = find_head_end(&self.buf, self.scan_pos) else {
+            self.scan_pos = self.buf.len().saturating_sub(3);
             if self.buf.len() >= self.max_head {
                 let head = std::mem::take(&mut self.buf);
                 self.head_error(&head, sink);
@@ -377,7 +328,10 @@ impl Half {
             return Step::Go(take);
         };
         let consumed = end.saturating_sub(old);
-        match parse_head(self.role == Role::Request, self.buf.get(..end).unwrap_or(&[])) {
+        match parse_head(
+            self.role == Role::Request,
+            self.buf.get(..end).unwrap_or(&[]),
+        ) {
             HeadParse::Complete(n, info) if n == end => {
                 self.buf.truncate(end);
                 std::mem::swap(&mut self.msg.head, &mut self.buf);
@@ -544,6 +498,10 @@ impl Half {
             State::Done => {}
             State::Resync => {
                 self.skipped += self.buf.len() as u64;
+                if self.role == Role::Response {
+                    // The gap may hold the answer to a request sent before it.
+                    sink.response_lost(ts);
+                }
                 self.lose_sync(true);
             }
             State::Head if !self.started => {
