@@ -350,10 +350,18 @@ impl Snapshot {
         out
     }
 
-    /// Every readable RRPair sorted by start time, then id: the order `inspect` shows.
+    /// Every readable RRPair sorted by start time (pipelined requests of one connection in their
+    /// order on the wire), then id: the order `inspect` shows.
     pub fn pairs_sorted(&self, on_error: &mut dyn FnMut(SnapshotError)) -> Vec<&ArchivedRRPair> {
         let mut pairs = self.pairs(on_error);
-        pairs.sort_by_key(|p| (p.start_ns.to_native(), p.id.to_native()));
+        pairs.sort_by_key(|p| {
+            (
+                p.start_ns.to_native(),
+                p.conn_start_ns.to_native(),
+                p.index_in_conn.to_native(),
+                p.id.to_native(),
+            )
+        });
         pairs
     }
 }

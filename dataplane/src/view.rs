@@ -2,6 +2,7 @@
 //! JSON lines, a table, or markdown.
 
 use std::fmt::Write as _;
+use std::io::Write;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -242,6 +243,50 @@ pub fn format_duration(us: u64) -> String {
         _ => format!("{:.2}s", us as f64 / 1e6),
     }
 }
+
+/// Column titles of the pair table.
+pub const TABLE_HEADERS: [&str; 8] = [
+    "TIME", "DURATION", "FLOW", "METHOD", "PATH", "STATUS", "RESP BYTES", "FLAGS",
+];
+
+/// Writes rows of [`PairView::table_row`] as an aligned table, with a closing count line.
+///
+/// # Errors
+/// When writing fails.
+pub fn write_table(out: &mut impl Write, rows: &[[String; 8]], total: u64) -> std::io::Result<()> {
+    let mut widths = TABLE_HEADERS.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |out: &mut dyn Write, cells: &[&str]| -> std::io::Result<()> {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            let pad = w.saturating_sub(cell.chars().count());
+            if i == 1 || i == 6 {
+                text.push_str(&" ".repeat(pad));
+                text.push_str(cell);
+            } else {
+                text.push_str(cell);
+                if i + 1 < cells.len() {
+                    text.push_str(&" ".repeat(pad));
+                }
+            }
+            if i + 1 < cells.len() {
+                text.push_str("  ");
+            }
+        }
+        writeln!(out, "{}", text.trim_end())
+    };
+    line(out, &TABLE_HEADERS)?;
+    for row in rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(out, &cells)?;
+    }
+    writeln!(out, "{} of {} pairs shown", rows.len(), total)
+}
+
 
 #[cfg(test)]
 mod tests {

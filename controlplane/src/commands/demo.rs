@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tapline_dataplane::import::{ImportOptions, import};
 use tapline_dataplane::snapshot::Snapshot;
-use tapline_dataplane::view::PairView;
+use tapline_dataplane::view::{PairView, write_table};
 
 use crate::cli::DemoArgs;
 use crate::exit::EnvironmentError;
@@ -45,7 +45,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<u8> {
 
     let mut tcpdump = start_tcpdump(&pcap, port)?;
     let exchanges = client(port).context("demo client")?;
-    thread::sleep(Duration::from_millis(300));
+    wait_until_settled(&pcap);
     stop_tcpdump(&mut tcpdump)?;
     println!(
         "2. client made {exchanges} requests; tcpdump wrote {}",
@@ -66,13 +66,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<u8> {
     println!("4. tapline inspect {}\n", snap.display());
     let snapshot = Snapshot::open(&snap)?;
     let mut errors = Vec::new();
-    for pair in snapshot.pairs_sorted(&mut |e| errors.push(e)) {
-        let row = PairView::new(pair).table_row();
-        println!(
-            "   {:<8} {:<7} {:<36} {:>6} {:>6}  {}",
-            row[1], row[3], row[4], row[5], row[6], row[7]
-        );
-    }
+    let rows: Vec<_> = snapshot
+        .pairs_sorted(&mut |e| errors.push(e))
+        .into_iter()
+        .map(|pair| PairView::new(pair).table_row())
+        .collect();
+    write_table(&mut std::io::stdout(), &rows, snapshot.manifest().counts.rrpairs)?;
     if let Some(e) = errors.first() {
         anyhow::bail!("{e}");
     }
@@ -121,7 +120,7 @@ fn is_root() -> bool {
 
 fn start_tcpdump(pcap: &Path, port: u16) -> anyhow::Result<std::process::Child> {
     let mut child = Command::new("tcpdump")
-        .args(["-i", "lo", "--immediate-mode", "-s", "0", "-U", "-w"])
+        .args(["-i", "lo", "-s", "0", "-U", "-w"])
         .arg(pcap)
         .args(["tcp", "port", &port.to_string()])
         .stdout(Stdio::null())
@@ -151,6 +150,26 @@ fn start_tcpdump(pcap: &Path, port: u16) -> anyhow::Result<std::process::Child> 
     // Keep draining tcpdump's stderr so it never blocks on a full pipe.
     thread::spawn(move || lines.for_each(drop));
     Ok(child)
+}
+
+/// Waits until tcpdump has written everything: the file stops growing for 1.5 s (libpcap
+/// hands packets over in blocks at least once a second)
+/// (at most 10 s), so a busy machine does not cut the capture short.
+fn wait_until_settled(pcap: &Path) {
+    let size = || std::fs::metadata(pcap).map_or(0, |m| m.len());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = size();
+    let mut stable_since = Instant::now();
+    while Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+        let now = size();
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        } else if stable_since.elapsed() >= Duration::from_millis(1500) {
+            return;
+        }
+    }
 }
 
 fn stop_tcpdump(child: &mut std::process::Child) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write};
 
 use tapline_dataplane::filter::Filter;
 use tapline_dataplane::snapshot::Snapshot;
-use tapline_dataplane::view::PairView;
+use tapline_dataplane::view::{PairView, write_table};
 
 use crate::cli::{InspectArgs, InspectFormat};
 use crate::exit;
@@ -59,43 +59,5 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<u8> {
         return Ok(exit::USAGE);
     }
     Ok(0)
-}
-
-const HEADERS: [&str; 8] = [
-    "TIME", "DURATION", "FLOW", "METHOD", "PATH", "STATUS", "RESP BYTES", "FLAGS",
-];
-
-fn write_table(out: &mut impl Write, rows: &[[String; 8]], total: u64) -> std::io::Result<()> {
-    let mut widths = HEADERS.map(|h| h.chars().count());
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |out: &mut dyn Write, cells: &[&str]| -> std::io::Result<()> {
-        let mut text = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            let pad = w.saturating_sub(cell.chars().count());
-            if i == 1 || i == 6 {
-                text.push_str(&" ".repeat(pad));
-                text.push_str(cell);
-            } else {
-                text.push_str(cell);
-                if i + 1 < cells.len() {
-                    text.push_str(&" ".repeat(pad));
-                }
-            }
-            if i + 1 < cells.len() {
-                text.push_str("  ");
-            }
-        }
-        writeln!(out, "{}", text.trim_end())
-    };
-    line(out, &HEADERS)?;
-    for row in rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        line(out, &cells)?;
-    }
-    writeln!(out, "{} of {} pairs shown", rows.len(), total)
 }
 

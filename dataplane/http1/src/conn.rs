@@ -32,12 +32,12 @@ impl HeldQueue {
     }
 
     fn push(&mut self, ts: u64, ev: Held, data: &[u8]) {
-        if let (Held::Data(_), Some((last_ts, Held::Data(n)))) = (ev, self.events.back_mut()) {
-            if *last_ts == ts {
-                *n += data.len();
-                self.bytes.extend_from_slice(data);
-                return;
-            }
+        if let (Held::Data(_), Some((last_ts, Held::Data(n)))) = (ev, self.events.back_mut())
+            && *last_ts == ts
+        {
+            *n += data.len();
+            self.bytes.extend_from_slice(data);
+            return;
         }
         let ev = match ev {
             Held::Data(_) => Held::Data(data.len()),

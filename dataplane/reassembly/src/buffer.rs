@@ -310,8 +310,10 @@ mod tests {
         let mut used = 0;
         let mut buf = OooBuffer::default();
         let mut b = budget(&mut used);
-        buf.insert(10, b"abc", OverlapPolicy::First, &mut b).unwrap();
-        buf.insert(13, b"def", OverlapPolicy::First, &mut b).unwrap();
+        buf.insert(10, b"abc", OverlapPolicy::First, &mut b)
+            .unwrap();
+        buf.insert(13, b"def", OverlapPolicy::First, &mut b)
+            .unwrap();
         assert_eq!(runs(&buf), vec![(10, b"abcdef".to_vec())]);
         assert_eq!(buf.held(), used);
     }
@@ -360,11 +362,23 @@ mod tests {
             total_limit: 1 << 20,
             total_used: &mut used,
         };
-        assert!(buf.insert(0, &[1; 60], OverlapPolicy::First, &mut b).is_some());
-        assert!(buf.insert(60, &[1; 40], OverlapPolicy::First, &mut b).is_some());
-        assert!(buf.insert(100, &[1; 1], OverlapPolicy::First, &mut b).is_none());
+        assert!(
+            buf.insert(0, &[1; 60], OverlapPolicy::First, &mut b)
+                .is_some()
+        );
+        assert!(
+            buf.insert(60, &[1; 40], OverlapPolicy::First, &mut b)
+                .is_some()
+        );
+        assert!(
+            buf.insert(100, &[1; 1], OverlapPolicy::First, &mut b)
+                .is_none()
+        );
         // A duplicate costs nothing and still fits.
-        assert!(buf.insert(10, &[1; 20], OverlapPolicy::First, &mut b).is_some());
+        assert!(
+            buf.insert(10, &[1; 20], OverlapPolicy::First, &mut b)
+                .is_some()
+        );
         assert!(buf.held() <= 100 + CHUNK_OVERHEAD);
         assert_eq!(buf.held(), used);
         let mut used2 = used;
@@ -380,7 +394,8 @@ mod tests {
         let mut used = 0;
         let mut buf = OooBuffer::default();
         let mut b = budget(&mut used);
-        buf.insert(10, b"abcdef", OverlapPolicy::First, &mut b).unwrap();
+        buf.insert(10, b"abcdef", OverlapPolicy::First, &mut b)
+            .unwrap();
         let mut used2 = used;
         buf.trim_front(13, &mut used2);
         assert_eq!(runs(&buf), vec![(13, b"def".to_vec())]);

@@ -1,11 +1,11 @@
 //! One connection: its two directions, how a segment's flags and payload drive them, and how the
 //! connection closes.
 
+use crate::Direction;
 use crate::segment::TcpSegment;
 use crate::sink::{CloseReason, ConnId, StreamSink};
 use crate::stream::{Cx, Stream};
 use crate::table::Endpoint;
-use crate::Direction;
 
 /// How far from the next expected sequence number a SYN with a new ISN must be to start a new
 /// connection while the current one is still open. Closer SYNs are ignored as a receiver would

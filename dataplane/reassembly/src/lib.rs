@@ -28,6 +28,10 @@
 //!   4-tuple. Closed connections stay in the table for the idle timeout to absorb late segments,
 //!   which are counted, not delivered.
 
+// Lets the fuzz harness, shared with the tests, name this crate the same way in both places.
+#[cfg(test)]
+extern crate self as tapline_reassembly;
+
 mod buffer;
 mod config;
 mod flow;

@@ -5,6 +5,7 @@
 //! so a flow's idleness depends only on the segments and never on how often
 //! [`Reassembler::expire`] is called.
 
+use crate::Direction;
 use crate::config::ReassemblyConfig;
 use crate::flow::Flow;
 use crate::segment::TcpSegment;
@@ -12,7 +13,6 @@ use crate::sink::{CloseReason, ConnId, ConnInfo, StreamSink};
 use crate::stats::ReassemblyStats;
 use crate::stream::{Cx, Limits};
 use crate::table::{Endpoint, FlowKey, FlowTable};
-use crate::Direction;
 
 /// A deterministic TCP reassembler: captured segments in, ordered stream events out.
 ///
@@ -90,9 +90,7 @@ impl Reassembler {
         {
             let dir = flow.direction(src);
             if now.saturating_sub(flow.last_active) > self.config.idle_timeout_ns {
-                let ts = flow
-                    .last_active
-                    .saturating_add(self.config.idle_timeout_ns);
+                let ts = flow.last_active.saturating_add(self.config.idle_timeout_ns);
                 self.drop_entry(idx, CloseReason::IdleTimeout, ts, sink);
             } else if flow.closed {
                 if syn_only && flow.stream(dir).isn() != Some(seg.seq) {
@@ -115,7 +113,8 @@ impl Reassembler {
             }
         }
 
-        if flags.rst() || !(flags.syn() || !seg.payload.is_empty()) {
+        let starts_one = flags.syn() || !seg.payload.is_empty();
+        if flags.rst() || !starts_one {
             self.stats.untracked += 1;
             return;
         }

@@ -40,6 +40,9 @@ pub struct ReassemblyStats {
     pub buffer_overflows: u64,
     /// Segments (or buffered runs) with data after RST or beyond FIN, ignored.
     pub after_close: u64,
+    /// Segments or FINs more than the largest TCP window (1 GiB) ahead of the next expected
+    /// byte, ignored.
+    pub out_of_window: u64,
     /// Connections first seen without a handshake.
     pub midstream_pickups: u64,
     /// Segments of no known connection that could not start one (pure ACK, RST, empty FIN).

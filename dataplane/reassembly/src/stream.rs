@@ -6,15 +6,16 @@
 //! expected byte, as the signed 32-bit distance to it, so streams longer than 4 GiB and sequence
 //! numbers wrapping around 2^32 both work.
 
+use crate::Direction;
 use crate::buffer::{Budget, OooBuffer, Overlap};
 use crate::config::OverlapPolicy;
 use crate::sink::{ConnId, StreamSink};
 use crate::stats::ReassemblyStats;
-use crate::Direction;
 
-/// Furthest beyond the next expected byte an acknowledgment is believed (the largest TCP window
-/// with window scaling); a larger one is taken as garbage rather than as a huge gap.
-const MAX_ACK_AHEAD: i64 = 1 << 30;
+/// Furthest beyond the next expected byte a segment, FIN or acknowledgment is believed: the
+/// largest TCP window (with window scaling). Anything further is garbage or another connection,
+/// not a reason to declare a gigantic gap.
+const MAX_WINDOW: i64 = 1 << 30;
 
 /// Limits and policy a stream works under.
 #[derive(Clone, Copy, Debug)]
@@ -124,6 +125,10 @@ impl Stream {
         let Some(off) = self.offset(seq) else {
             return;
         };
+        if off - self.next as i64 > MAX_WINDOW {
+            cx.stats.out_of_window += 1;
+            return;
+        }
         let mut payload = payload;
         if let Some(fin) = self.fin {
             let room = fin as i64 - off;
@@ -297,11 +302,21 @@ impl Stream {
             if run_end > limit {
                 // Deliver up to the limit and keep the rest held.
                 let upto = usize::try_from(limit - run_start).unwrap_or(usize::MAX);
-                emit(&mut self.next, self.dir, run.get(from..upto).unwrap_or_default(), cx);
+                emit(
+                    &mut self.next,
+                    self.dir,
+                    run.get(from..upto).unwrap_or_default(),
+                    cx,
+                );
                 self.buf.trim_front(limit, cx.total_used);
                 return;
             }
-            emit(&mut self.next, self.dir, run.get(from..).unwrap_or_default(), cx);
+            emit(
+                &mut self.next,
+                self.dir,
+                run.get(from..).unwrap_or_default(),
+                cx,
+            );
             self.buf.pop_first(cx.total_used);
         }
     }
@@ -326,6 +341,10 @@ impl Stream {
         let Some(off) = self.offset(seq) else {
             return;
         };
+        if off - self.next as i64 > MAX_WINDOW {
+            cx.stats.out_of_window += 1;
+            return;
+        }
         // A FIN behind delivered bytes still says the sender is done.
         let fin = off.max(self.next as i64) as u64;
         self.fin = Some(fin);
@@ -340,7 +359,7 @@ impl Stream {
             return;
         };
         let ahead = off - self.next as i64;
-        if ahead <= 0 || ahead > MAX_ACK_AHEAD {
+        if ahead <= 0 || ahead > MAX_WINDOW {
             return;
         }
         let mut target = off as u64;

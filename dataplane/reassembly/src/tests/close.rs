@@ -16,7 +16,10 @@ fn fin_consumes_one_sequence_number_and_both_fins_close() {
     conn.ts = 3_000;
     r.segment(&conn.seg(S, SISN + 4, CISN + 5, FIN | ACK, b""), &mut sink);
     assert_eq!(sink.closes(), vec![(id, CloseReason::Fin)]);
-    assert!(sink.events.contains(&Event::Close(id, 3_000, CloseReason::Fin)));
+    assert!(
+        sink.events
+            .contains(&Event::Close(id, 3_000, CloseReason::Fin))
+    );
     assert_eq!(sink.text(id, S), "xyz");
     // The final ACK and a retransmitted FIN hit the closed entry quietly.
     r.segment(&conn.seg(C, CISN + 5, SISN + 5, ACK, b""), &mut sink);
@@ -44,7 +47,10 @@ fn end_waits_until_bytes_before_a_reordered_fin_arrive() {
     assert!(sink.ended(id, C));
     assert_eq!(sink.text(id, C), "abcdefg");
     let end_at = sink.events.iter().position(|e| matches!(e, Event::End(..)));
-    let last_data = sink.events.iter().rposition(|e| matches!(e, Event::Data(..)));
+    let last_data = sink
+        .events
+        .iter()
+        .rposition(|e| matches!(e, Event::Data(..)));
     assert!(end_at > last_data);
 }
 
@@ -85,7 +91,10 @@ fn rst_delivers_buffered_bytes_with_gaps_and_closes_at_once() {
     assert_eq!(sink.text(id, C), "abc<2>fg");
     assert_eq!(sink.text(id, S), "<2>late");
     assert_eq!(sink.closes(), vec![(id, CloseReason::Rst)]);
-    assert!(sink.events.contains(&Event::Close(id, 7_000, CloseReason::Rst)));
+    assert!(
+        sink.events
+            .contains(&Event::Close(id, 7_000, CloseReason::Rst))
+    );
     assert!(!sink.ended(id, C));
     assert_eq!(r.flow_count(), 0);
     assert_eq!(r.buffered_bytes(), 0);

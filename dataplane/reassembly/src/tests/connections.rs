@@ -129,7 +129,11 @@ fn new_syn_after_fin_close_opens_a_new_connection() {
     assert_eq!(opened.len(), 2);
     assert_ne!(opened[1].id, id);
     assert_eq!(sink.text(opened[1].id, C), "again");
-    assert_eq!(sink.closes().len(), 1, "the old connection was already closed");
+    assert_eq!(
+        sink.closes().len(),
+        1,
+        "the old connection was already closed"
+    );
 }
 
 #[test]
@@ -156,7 +160,10 @@ fn new_syn_far_outside_the_window_closes_an_open_connection() {
     r.segment(&conn.seg(C, CISN, 0, SYN, b""), &mut sink);
     assert_eq!(sink.opened().len(), 1);
     // Far outside: a new connection.
-    r.segment(&conn.seg(C, CISN.wrapping_add(1 << 31), 0, SYN, b""), &mut sink);
+    r.segment(
+        &conn.seg(C, CISN.wrapping_add(1 << 31), 0, SYN, b""),
+        &mut sink,
+    );
     assert_eq!(sink.closes(), vec![(id, CloseReason::Reused)]);
     let opened = sink.opened();
     assert_eq!(opened.len(), 2);

@@ -2,6 +2,8 @@
 
 mod close;
 mod connections;
+mod fuzz_input;
+mod fuzz_regressions;
 mod ordering;
 mod random;
 
@@ -125,9 +127,10 @@ impl Recorder {
         for e in &self.events {
             let id = match e {
                 Event::Open(info) => info.id,
-                Event::Data(c, ..) | Event::Gap(c, ..) | Event::End(c, ..) | Event::Close(c, ..) => {
-                    *c
-                }
+                Event::Data(c, ..)
+                | Event::Gap(c, ..)
+                | Event::End(c, ..)
+                | Event::Close(c, ..) => *c,
             };
             map.entry(id).or_default().push(e.clone());
         }

@@ -66,11 +66,7 @@ fn partial_duplicates_are_trimmed() {
 
 /// Sends `old` (correct bytes at 5..10 of "abcdefghijklmnop") ahead of a hole, then `new` at
 /// `new_off`, then the correct bytes before both, and returns the client text and stats.
-fn arrange(
-    policy: OverlapPolicy,
-    new_off: u32,
-    new: &[u8],
-) -> (String, crate::ReassemblyStats) {
+fn arrange(policy: OverlapPolicy, new_off: u32, new: &[u8]) -> (String, crate::ReassemblyStats) {
     const STREAM: &[u8] = b"abcdefghijklmnop";
     let (mut r, mut sink, conn, id) = open_with(ReassemblyConfig {
         overlap: policy,
@@ -185,7 +181,10 @@ fn sequence_numbers_wrap_around() {
     r.segment(&conn.seg(C, isn, 0, SYN, b""), &mut sink);
     // Bytes at sequence numbers 2^32-3 .. 2^32+7: the second segment crosses the wrap and is
     // buffered before the first arrives; the third lies wholly past it.
-    r.segment(&conn.seg(C, isn.wrapping_add(4), 0, PSH, b"defgh"), &mut sink);
+    r.segment(
+        &conn.seg(C, isn.wrapping_add(4), 0, PSH, b"defgh"),
+        &mut sink,
+    );
     r.segment(&conn.seg(C, isn.wrapping_add(9), 0, PSH, b"ijk"), &mut sink);
     r.segment(&conn.seg(C, isn.wrapping_add(1), 0, PSH, b"abc"), &mut sink);
     r.segment(&conn.seg(C, isn.wrapping_add(12), 0, FIN, b""), &mut sink);
@@ -269,7 +268,10 @@ fn ack_beyond_a_hole_declares_the_gap() {
 fn ack_gap_events_come_before_the_acking_segment_data() {
     let (mut r, mut sink, conn, id) = open();
     r.segment(&conn.c(2, b"cd"), &mut sink);
-    r.segment(&conn.seg(S, SISN + 1, CISN + 5, ACK | PSH, b"resp"), &mut sink);
+    r.segment(
+        &conn.seg(S, SISN + 1, CISN + 5, ACK | PSH, b"resp"),
+        &mut sink,
+    );
     let kinds: Vec<&str> = sink
         .events
         .iter()
@@ -290,7 +292,10 @@ fn acks_behind_or_absurdly_far_ahead_are_ignored() {
     r.segment(&conn.c(0, b"abc"), &mut sink);
     r.segment(&conn.c(6, b"ghi"), &mut sink);
     r.segment(&conn.seg(S, SISN + 1, CISN, ACK, b""), &mut sink);
-    r.segment(&conn.seg(S, SISN + 1, CISN + (1 << 30) + 100, ACK, b""), &mut sink);
+    r.segment(
+        &conn.seg(S, SISN + 1, CISN + (1 << 30) + 100, ACK, b""),
+        &mut sink,
+    );
     assert_eq!(sink.text(id, C), "abc");
     r.segment(&conn.c(3, b"def"), &mut sink);
     assert_eq!(sink.text(id, C), "abcdefghi");
