@@ -178,7 +178,10 @@ impl<'a> PairView<'a> {
             flow.dst(),
             rfc3339(self.pair.start_ns.to_native()),
             format_duration(self.duration_us()),
-            self.flags().names().collect::<Vec<_>>().join(", "),
+            {
+                let names: Vec<_> = self.flags().names().collect();
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            },
         );
         for (title, message) in [
             ("Request", self.pair.request.as_ref()),

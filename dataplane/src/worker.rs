@@ -304,7 +304,7 @@ fn message(m: tapline_http1::Message) -> Message {
     }
 }
 
-/// A stable 64-bit id (FNV-1a) of a connection's pair: independent of worker count and order.
+/// A stable 64-bit id (FNV-1a, then mixed) of a connection's pair: independent of worker count and order.
 pub fn pair_id(client: SocketAddr, server: SocketAddr, conn_start_ns: u64, index: u32) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |bytes: &[u8]| {
@@ -322,5 +322,8 @@ pub fn pair_id(client: SocketAddr, server: SocketAddr, conn_start_ns: u64, index
     }
     feed(&conn_start_ns.to_be_bytes());
     feed(&index.to_be_bytes());
-    h
+    // splitmix64's finalizer, so ids of neighbouring pairs do not look alike.
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }
