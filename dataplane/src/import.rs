@@ -1,10 +1,12 @@
-//! Importing a capture file into a snapshot: the dispatcher reads packets, stores them in packet
-//! segments, and shards TCP flows by a direction-independent hash over bounded queues to the
-//! reassembly workers; a writer thread stores the RRPairs the workers produce.
+//! Importing a capture file into a snapshot through the packet [`Pipeline`]: the dispatcher
+//! stores packets in packet segments and shards TCP flows by a direction-independent hash over
+//! bounded queues to the reassembly workers; a writer thread stores the RRPairs they produce.
 
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
 use crossbeam_channel::{Sender, bounded};
@@ -15,9 +17,9 @@ use tapline_segment::{Retention, SegmentDirWriter, SegmentKind};
 
 use crate::capture::{CaptureError, CaptureFile, RawPacket};
 use crate::packet::{Decoded, decode};
-use crate::record::{Packet, PacketDirection};
+use crate::record::Packet;
 use crate::snapshot::{Counts, Manifest, SnapshotError, SnapshotLayout, Source, TimeRange};
-use crate::worker::{self, Batch, PairBatch, SegmentRef};
+use crate::worker::{self, Batch, PairBatch, SegmentRef, WorkerStats};
 
 /// Packets the dispatcher collects for one worker before sending them.
 const DISPATCH_BATCH: usize = 512;
@@ -85,53 +87,12 @@ pub fn import(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ImportSummary, ImportError> {
     let capture = CaptureFile::open(input)?;
-    let packets = capture.packets()?;
-    let layout = SnapshotLayout::create(out)?;
-    let workers = options.workers.max(1);
-
-    let mut packet_store = SegmentDirWriter::create(
-        &layout.packets_dir(),
-        SegmentKind::Packets,
-        options.segment_capacity,
-        Retention::default(),
-    )
-    .map_err(|e| SnapshotError::Segment(layout.packets_dir(), e))?;
-
-    let (pair_tx, pair_rx) = bounded::<PairBatch>(QUEUE_DEPTH * workers);
-    let pairs_dir = layout.rrpairs_dir();
-    let capacity = options.segment_capacity;
-    let writer = thread::Builder::new()
-        .name("tapline-writer".into())
-        .spawn(move || write_pairs(&pairs_dir, capacity, pair_rx))
-        .map_err(|e| ImportError::Pipeline(e.to_string()))?;
-
-    let mut reassembly = options.reassembly.clone();
-    reassembly.max_flows = (reassembly.max_flows / workers).max(1024);
-    reassembly.max_buffered_total = (reassembly.max_buffered_total / workers).max(1 << 20);
-    let mut queues = Vec::with_capacity(workers);
-    let mut handles = Vec::with_capacity(workers);
-    for n in 0..workers {
-        let (tx, rx) = bounded::<Batch>(QUEUE_DEPTH);
-        let out = pair_tx.clone();
-        let (r, h) = (reassembly.clone(), options.http.clone());
-        let handle = thread::Builder::new()
-            .name(format!("tapline-worker-{n}"))
-            .spawn(move || worker::run(rx, out, r, h))
-            .map_err(|e| ImportError::Pipeline(e.to_string()))?;
-        queues.push(tx);
-        handles.push(handle);
-    }
-    drop(pair_tx);
-
-    let mut dispatcher = Dispatcher::new(queues);
-    let mut counts = Counts::default();
-    let mut range = TimeRange::default();
+    let mut packets = capture.packets()?;
+    let mut pipeline = Pipeline::create(out, options)?;
     let mut input_error = None;
-    let mut scratch = AlignedVec::<16>::new();
     let mut since_progress = 0u32;
-    let mut iter = packets;
     let total = capture.len();
-    while let Some(next) = iter.next() {
+    while let Some(next) = packets.next() {
         let raw = match next {
             Ok(raw) => raw,
             Err(e) => {
@@ -139,55 +100,184 @@ pub fn import(
                 break;
             }
         };
-        dispatcher.packet(&raw, &mut packet_store, &mut scratch, &mut counts, &mut range)?;
+        pipeline.packet(&raw)?;
         since_progress += 1;
         if since_progress == 65_536 {
             since_progress = 0;
-            progress(iter.offset(), total);
+            progress(packets.offset(), total);
         }
     }
-    progress(iter.offset(), total);
-    dispatcher.finish();
-
-    let mut stats = Vec::with_capacity(workers);
-    for handle in handles {
-        stats.push(
-            handle
-                .join()
-                .map_err(|_| ImportError::Pipeline("a reassembly worker panicked".into()))?,
-        );
-    }
-    let pair_summary = writer
-        .join()
-        .map_err(|_| ImportError::Pipeline("the RRPair writer panicked".into()))??;
-    let packet_summary = packet_store
-        .finish()
-        .map_err(|e| SnapshotError::Segment(layout.packets_dir(), e))?;
-
-    counts.rrpairs = pair_summary.frames;
-    for s in &stats {
-        counts.absorb(s);
-    }
-    counts.packet_segments = packet_summary.segments;
-    counts.rrpair_segments = pair_summary.segments;
-    let manifest = Manifest::new(
-        Source {
-            kind: "import".into(),
-            path: input.display().to_string(),
-        },
-        range,
-        counts,
-        workers,
-        input_error.as_ref().map(|e| e.to_string()),
-    );
-    layout.write_manifest(&manifest)?;
+    progress(packets.offset(), total);
+    let source = Source {
+        kind: "import".into(),
+        path: input.display().to_string(),
+    };
+    let manifest = pipeline.finish(source, input_error.as_ref().map(|e| e.to_string()))?;
     Ok(ImportSummary {
         manifest,
         input_error,
     })
 }
 
+/// The packet pipeline behind a snapshot: packets go in one at a time (from a file or a live
+/// capture), are stored in packet segments and dispatched to the reassembly workers, whose
+/// pairs a writer thread stores. [`Pipeline::finish`] drains everything and writes the manifest.
+#[derive(Debug)]
+pub struct Pipeline {
+    layout: SnapshotLayout,
+    workers: usize,
+    packet_store: SegmentDirWriter,
+    dispatcher: Dispatcher,
+    scratch: AlignedVec<16>,
+    counts: Counts,
+    range: TimeRange,
+    handles: Vec<thread::JoinHandle<WorkerStats>>,
+    writer: thread::JoinHandle<Result<PairSummary, ImportError>>,
+    pairs_written: Arc<AtomicU64>,
+}
+
+impl Pipeline {
+    /// Creates the snapshot directory and starts the workers and the writer.
+    ///
+    /// # Errors
+    /// When the snapshot cannot be created or a thread cannot be started.
+    pub fn create(out: &Path, options: &ImportOptions) -> Result<Self, ImportError> {
+        let layout = SnapshotLayout::create(out)?;
+        let workers = options.workers.max(1);
+        let needed = 2 * (options.http.max_body_bytes as u64 + options.http.max_head_bytes as u64)
+            + (1 << 16);
+        if options.segment_capacity < needed {
+            return Err(ImportError::Pipeline(format!(
+                "segment capacity {} bytes cannot hold the largest pair ({} bytes of head and body limits); raise segments.capacity or lower http.max_body_bytes",
+                options.segment_capacity, needed
+            )));
+        }
+        let packet_store = SegmentDirWriter::create(
+            &layout.packets_dir(),
+            SegmentKind::Packets,
+            options.segment_capacity,
+            Retention::default(),
+        )
+        .map_err(|e| SnapshotError::Segment(layout.packets_dir(), e))?;
+
+        let (pair_tx, pair_rx) = bounded::<PairBatch>(QUEUE_DEPTH * workers);
+        let pairs_dir = layout.rrpairs_dir();
+        let capacity = options.segment_capacity;
+        let pairs_written = Arc::new(AtomicU64::new(0));
+        let written = Arc::clone(&pairs_written);
+        let writer = thread::Builder::new()
+            .name("tapline-writer".into())
+            .spawn(move || write_pairs(&pairs_dir, capacity, pair_rx, &written))
+            .map_err(|e| ImportError::Pipeline(e.to_string()))?;
+
+        let mut reassembly = options.reassembly.clone();
+        reassembly.max_flows = (reassembly.max_flows / workers).max(1024);
+        reassembly.max_buffered_total = (reassembly.max_buffered_total / workers).max(1 << 20);
+        let mut queues = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for n in 0..workers {
+            let (tx, rx) = bounded::<Batch>(QUEUE_DEPTH);
+            let out = pair_tx.clone();
+            let (r, h) = (reassembly.clone(), options.http.clone());
+            let handle = thread::Builder::new()
+                .name(format!("tapline-worker-{n}"))
+                .spawn(move || worker::run(rx, out, r, h))
+                .map_err(|e| ImportError::Pipeline(e.to_string()))?;
+            queues.push(tx);
+            handles.push(handle);
+        }
+        Ok(Pipeline {
+            layout,
+            workers,
+            packet_store,
+            dispatcher: Dispatcher::new(queues),
+            scratch: AlignedVec::new(),
+            counts: Counts::default(),
+            range: TimeRange::default(),
+            handles,
+            writer,
+            pairs_written,
+        })
+    }
+
+    /// Stores one packet and routes it to its flow's worker.
+    ///
+    /// # Errors
+    /// When the packet segments cannot be written.
+    pub fn packet(&mut self, raw: &RawPacket<'_>) -> Result<(), ImportError> {
+        self.dispatcher.packet(
+            raw,
+            &mut self.packet_store,
+            &mut self.scratch,
+            &mut self.counts,
+            &mut self.range,
+        )
+    }
+
+    /// Counters so far (packets, bytes, decode results; flow figures arrive at the end).
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// RRPairs stored so far.
+    pub fn pairs_written(&self) -> u64 {
+        self.pairs_written.load(Ordering::Relaxed)
+    }
+
+    /// The snapshot directory's layout.
+    pub fn layout(&self) -> &SnapshotLayout {
+        &self.layout
+    }
+
+    /// Drains the workers, seals every segment and writes the manifest.
+    ///
+    /// # Errors
+    /// When a thread died or the segments or manifest cannot be written.
+    pub fn finish(
+        self,
+        source: Source,
+        input_error: Option<String>,
+    ) -> Result<Manifest, ImportError> {
+        let Pipeline {
+            layout,
+            workers,
+            packet_store,
+            dispatcher,
+            mut counts,
+            range,
+            handles,
+            writer,
+            ..
+        } = self;
+        dispatcher.finish();
+        let mut stats = Vec::with_capacity(workers);
+        for handle in handles {
+            stats.push(
+                handle
+                    .join()
+                    .map_err(|_| ImportError::Pipeline("a reassembly worker panicked".into()))?,
+            );
+        }
+        let pair_summary = writer
+            .join()
+            .map_err(|_| ImportError::Pipeline("the RRPair writer panicked".into()))??;
+        let packet_summary = packet_store
+            .finish()
+            .map_err(|e| SnapshotError::Segment(layout.packets_dir(), e))?;
+        counts.rrpairs = pair_summary.frames;
+        for s in &stats {
+            counts.absorb(s);
+        }
+        counts.packet_segments = packet_summary.segments;
+        counts.rrpair_segments = pair_summary.segments;
+        let manifest = Manifest::new(source, range, counts, workers, input_error);
+        layout.write_manifest(&manifest)?;
+        Ok(manifest)
+    }
+}
+
 /// Reads packets into the packet segments and routes TCP segments to workers.
+#[derive(Debug)]
 struct Dispatcher {
     queues: Vec<Sender<Batch>>,
     pending: Vec<Option<Batch>>,
@@ -213,7 +303,7 @@ impl Dispatcher {
         let record = Packet {
             ts_ns: raw.ts_ns,
             ifindex: raw.ifindex,
-            direction: PacketDirection::Unknown as u8,
+            direction: raw.direction as u8,
             link_type: raw.link_type,
             orig_len: raw.orig_len,
             data: raw.data,
@@ -305,6 +395,7 @@ pub fn shard(a: SocketAddr, b: SocketAddr, workers: usize) -> usize {
 }
 
 /// What the RRPair writer stored.
+#[derive(Debug)]
 struct PairSummary {
     segments: u64,
     frames: u64,
@@ -314,6 +405,7 @@ fn write_pairs(
     dir: &Path,
     capacity: u64,
     input: crossbeam_channel::Receiver<PairBatch>,
+    written: &AtomicU64,
 ) -> Result<PairSummary, ImportError> {
     let mut store =
         SegmentDirWriter::create(dir, SegmentKind::RRPairs, capacity, Retention::default())
@@ -326,6 +418,7 @@ fn write_pairs(
                 .map_err(|e| SnapshotError::Segment(dir.to_path_buf(), e))?;
             frames += 1;
         }
+        written.store(frames, Ordering::Relaxed);
     }
     let summary = store
         .finish()

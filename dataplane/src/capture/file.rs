@@ -314,6 +314,7 @@ impl<'a> PacketIter<'a> {
         Some(Ok(RawPacket {
             ts_ns: u64::from(raw.ts_sec) * 1_000_000_000 + frac_ns,
             ifindex: 0,
+            direction: crate::record::PacketDirection::Unknown,
             link_type,
             orig_len: raw.orig_len.max(raw.incl_len),
             data,
@@ -383,6 +384,7 @@ impl<'a> PacketIter<'a> {
             return Some(Ok(RawPacket {
                 ts_ns,
                 ifindex: if_id,
+                direction: crate::record::PacketDirection::Unknown,
                 link_type: iface.link_type,
                 orig_len: orig_len.max(u32::try_from(data.len()).unwrap_or(u32::MAX)),
                 data,

@@ -14,6 +14,8 @@ pub struct RawPacket<'a> {
     pub ts_ns: u64,
     /// Interface index or pcapng interface id.
     pub ifindex: u32,
+    /// Which way the packet went on its interface, when the source knows.
+    pub direction: crate::record::PacketDirection,
     /// pcap LINKTYPE_* of `data`.
     pub link_type: u16,
     /// Length on the wire.
