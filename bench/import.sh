@@ -13,9 +13,9 @@
 # into bench/RESULTS.md.
 #
 # Settings (environment):
-#   BENCH_SMALL_REQUESTS  requests of the small capture     (default 700000)
-#   BENCH_LARGE_REQUESTS  requests of the large capture     (default 4400)
-#   BENCH_CONNECTIONS     load generator connections        (default 16)
+#   BENCH_SMALL_REQUESTS  requests of the small capture     (default 600000)
+#   BENCH_LARGE_REQUESTS  requests of the large capture     (default 4200)
+#   BENCH_CONNECTIONS     load generator connections        (default 8)
 #   BENCH_RUNS            timed runs of each tool, median   (default 3)
 #   BENCH_DATA            where captures and snapshots go   (default bench/data, git-ignored)
 #   BENCH_REUSE=1         keep captures from an earlier run with the same request counts
@@ -32,11 +32,11 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
-DEFAULT_SMALL=700000
-DEFAULT_LARGE=4400
+DEFAULT_SMALL=600000
+DEFAULT_LARGE=4200
 SMALL_N=${BENCH_SMALL_REQUESTS:-$DEFAULT_SMALL}
 LARGE_N=${BENCH_LARGE_REQUESTS:-$DEFAULT_LARGE}
-CONNS=${BENCH_CONNECTIONS:-16}
+CONNS=${BENCH_CONNECTIONS:-8}
 RUNS=${BENCH_RUNS:-3}
 DATA=${BENCH_DATA:-$BENCH_DIR/data}
 REUSE=${BENCH_REUSE:-0}
@@ -60,6 +60,7 @@ WORK=""
 NGINX_PID=""
 TCPDUMP_PID=""
 FAILS=0
+LOAD_START=""
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'import.sh: %s\n' "$2" >&2; exit "$1"; }
@@ -139,12 +140,13 @@ setup_net() {
 }
 
 start_nginx() {
-    WORK=$(mktemp -d /tmp/tapline-bench.XXXXXX)
     mkdir -p "$WORK/www" "$WORK/tmp"
+    chmod 755 "$WORK" "$WORK/www" # nginx workers run as an unprivileged user
     # A 64 KiB body (printable, so tshark and people can read it).
     head -c 49152 /dev/zero | base64 -w 0 | head -c 65536 >"$WORK/www/large"
     local small
-    small=$(printf 'tapline-bench small body %.0s' 1 2 3 4 | head -c 100)
+    small=$(printf 'tapline-bench small body %.0s' 1 2 3 4)
+    small=${small:0:100}
     cat >"$WORK/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -164,7 +166,7 @@ http {
     server {
         listen $SRV_IP:$PORT backlog=4096;
         root $WORK/www;
-        location = /small { default_type text/plain; return 200 "$small"; }
+        location = /small { default_type ""; return 200 "$small"; }
         location = /large { default_type application/octet-stream; etag off; }
     }
 }
@@ -205,31 +207,37 @@ capture() {
     local out rc=0
     out=$(ip netns exec "$NS_CLI" "$LOADGEN" --target "$SRV_IP:$PORT" --requests "$n" \
         --connections "$CONNS" --path "$path" --deadline-secs 240) || rc=$?
-    sleep 0.5
+    # libpcap hands packets over in blocks that retire after up to a second: wait for the last
+    # block, or the tail of the capture (the last responses and FINs) is lost on SIGINT.
+    sleep 2
     kill -INT "$TCPDUMP_PID"
     wait "$TCPDUMP_PID" || true
     TCPDUMP_PID=""
     log "loadgen: $out"
     [[ $rc == 0 ]] || fail "capture $name: loadgen completed fewer than $n requests (exit $rc): $out"
-    local completed captured dropped size
+    local completed captured received dropped size
     completed=$(kv completed "$out")
     captured=$(awk '/packets captured/ {print $1}' "$WORK/tcpdump.$name.err")
+    received=$(awk '/packets received by filter/ {print $1}' "$WORK/tcpdump.$name.err")
     dropped=$(awk '/packets dropped by kernel/ {print $1}' "$WORK/tcpdump.$name.err")
     size=$(stat -c %s "$pcap")
     ((dropped == 0)) || fail "capture $name: tcpdump dropped $dropped packets; pair counts will not match"
+    ((received == captured + dropped)) ||
+        fail "capture $name: the kernel passed $received packets to tcpdump, which wrote $captured"
     {
         echo "requested=$n"
         echo "completed=$completed"
         echo "packets=$captured"
         echo "dropped=$dropped"
+        echo "received=$received"
         echo "bytes=$size"
         echo "path=$path"
         echo "loadgen=$out"
     } >"$meta"
 }
 
-kv() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p" | head -1; }
-meta() { sed -n "s/^$2=//p" "$DATA/$1.meta" | head -1; }
+kv() { tr ' ' '\n' <<<"$2" | awk -v k="$1=" 'index($0, k) == 1 && !done { print substr($0, length(k) + 1); done = 1 }'; }
+meta() { awk -v k="$2=" 'index($0, k) == 1 && !done { print substr($0, length(k) + 1); done = 1 }' "$DATA/$1.meta"; }
 
 # ---------------------------------------------------------------- timed runs
 # timed LABEL CMD...: runs CMD, appends "wall user sys maxrss_kib" to $WORK/times.LABEL.
@@ -251,8 +259,6 @@ median() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{v[NR] = $1} END {pr
 
 race() {
     local name=$1 pcap=$DATA/$1.pcap snap=$DATA/snap-$1 run w
-    [[ -n $WORK ]] || WORK=$(mktemp -d /tmp/tapline-bench.XXXXXX)
-    rm -f "$WORK"/times.*
     cat "$pcap" >/dev/null # page cache: every tool reads from memory
     for run in $(seq "$RUNS"); do
         log "race $name: run $run of $RUNS"
@@ -309,7 +315,7 @@ profile() {
             >/dev/null 2>"$WORK/perf.err" || { cat "$WORK/perf.err" >&2; fail "perf record failed"; return; }
         {
             echo "Command: \`perf record -g -- tapline import small.pcap --out SNAP --workers 1\` then"
-            echo "\`perf report --no-children --sort dso,symbol -g none\` (self time; event $(perf evlist -i "$DATA/perf.data" 2>/dev/null | head -1))."
+            echo "\`perf report --no-children --sort dso,symbol -g none\` (self time; event $(perf evlist -i "$DATA/perf.data" 2>/dev/null | awk 'NR == 1'))."
             echo
             echo "| self % | object | function |"
             echo "| ---: | --- | --- |"
@@ -318,15 +324,15 @@ profile() {
                     pct = $1; dso = $2; sym = ""
                     for (i = 4; i <= NF; i++) sym = sym (i > 4 ? " " : "") $i
                     gsub(/\|/, "\\|", sym); if (length(sym) > 140) sym = substr(sym, 1, 137) "..."
-                    printf "| %s | %s | `%s` |\n", pct, dso, sym
-                    if (++n == 25) exit }'
+                    sub(/( -)+$/, "", sym)
+                    if (++n <= 25) printf "| %s | %s | `%s` |\n", pct, dso, sym }'
             echo
             echo "By thread (self %):"
             echo
             echo "| self % | thread |"
             echo "| ---: | --- |"
             perf report -i "$DATA/perf.data" --no-children --sort comm -g none --stdio 2>/dev/null |
-                awk '/^ +[0-9.]+%/ { printf "| %s | %s |\n", $1, $2; if (++n == 10) exit }'
+                awk '/^ +[0-9.]+%/ { if (++n <= 10) printf "| %s | %s |\n", $1, $2 }'
         } >"$out"
     else
         log "profile: perf not usable here; valgrind --tool=callgrind on the first 100000 packets"
@@ -346,8 +352,7 @@ profile() {
                     match($0, /\( *[0-9.]+%\)/); pct = substr($0, RSTART + 1, RLENGTH - 2); gsub(/ /, "", pct)
                     sym = substr($0, RSTART + RLENGTH); sub(/^ +/, "", sym)
                     gsub(/\|/, "\\|", sym); if (length(sym) > 140) sym = substr(sym, 1, 137) "..."
-                    printf "| %s | `%s` |\n", pct, sym
-                    if (++n == 25) exit }'
+                    if (++n <= 25) printf "| %s | `%s` |\n", pct, sym }'
         } >"$out"
     fi
     rm -rf "$snap"
@@ -367,15 +372,15 @@ report() {
     done
     local md=$WORK/report.md date machine rev
     date=$(date -u '+%Y-%m-%d %H:%M UTC')
-    machine="$(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), $(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r)"
+    machine="$(nproc) cores ($(lscpu | awk -F': *' '/^Model name/ {print $2}')), $(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r)"
     rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
     [[ -z $(git -C "$ROOT" status --porcelain 2>/dev/null) ]] || rev="$rev (with uncommitted changes)"
     {
         echo "## Import: tapline vs tshark"
         echo
         echo "- Date: $date"
-        echo "- Machine: $machine"
-        echo "- tapline: $rev, \`$("$TAPLINE" --version 2>/dev/null)\`; peer: $(tshark --version | head -1 | sed 's/ (.*//')"
+        echo "- Machine: $machine; load average (1, 5, 15 min) $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work on the machine, if any, slows every tool alike only roughly)"
+        echo "- tapline: $rev, \`$("$TAPLINE" --version 2>/dev/null)\`; peer: $(tshark --version | awk 'NR == 1 {print $1, $3}')"
         echo "- Command (as root, from the repo root): \`$COMMAND\`"
         echo "- Traffic: nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') (1 worker, access_log off) in one network namespace, \`loadgen\` ($CONNS keep-alive connections, no pipelining) in another, joined by a veth with MTU 1500 and TSO/GSO/GRO/checksum offloads off; \`tcpdump -s 0\` on the client side."
         echo "- Peer: \`tshark -n -r F -q -z http,tree\`; tapline: \`tapline import F --out SNAP --workers N\` (snapshot removed and \`sync\` before each run). Each figure is the median of $RUNS runs; the pcap is in the page cache. MB = 10^6 bytes of pcap file; \"MB per CPU-s\" divides by user+system time."
@@ -458,10 +463,12 @@ write_results() {
 
 # ---------------------------------------------------------------- main
 main() {
+    LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
     ensure_tools
     build
     mkdir -p "$DATA"
     rm -rf "$DATA"/snap-*
+    WORK=$(mktemp -d /tmp/tapline-bench.XXXXXX)
     capture small /small "$SMALL_N"
     capture large /large "$LARGE_N"
     if [[ -n $NGINX_PID ]]; then

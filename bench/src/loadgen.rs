@@ -68,10 +68,10 @@ pub fn split(requests: u64, connections: usize) -> Vec<u64> {
     (0..c).map(|i| base + u64::from(i < rest)).collect()
 }
 
-/// The bytes of one GET request.
+/// The bytes of one GET request: the request line and `Host`, nothing more, so that the small
+/// capture keeps its packets small.
 pub fn request_bytes(path: &str, host: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tapline-loadgen\r\n\r\n")
-        .into_bytes()
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes()
 }
 
 /// Runs the load: one thread per connection, joined before returning.
@@ -200,6 +200,14 @@ mod tests {
     use super::*;
     use std::io::Read;
     use std::net::TcpListener;
+
+    #[test]
+    fn request_is_minimal() {
+        assert_eq!(
+            request_bytes("/small", "10.99.0.1"),
+            b"GET /small HTTP/1.1\r\nHost: 10.99.0.1\r\n\r\n"
+        );
+    }
 
     #[test]
     fn split_is_exact_and_even() {

@@ -3,19 +3,27 @@
  * tl_chaos: a TC classifier that loses and duplicates packets on purpose.
  *
  * This kernel has no netem, so the end-to-end tests attach this program to a
- * veth's egress to make the kernels' TCP stacks really retransmit. For every
- * packet it draws one 32-bit random number r:
+ * veth to make the kernels' TCP stacks really retransmit. For every packet it
+ * draws one 32-bit random number r:
  *   r <  tl_drop_threshold                           -> drop (TC_ACT_SHOT)
- *   r <  tl_drop_threshold + tl_dup_threshold        -> send a clone out of the
- *                                                       same device, then pass
- *                                                       the original (TC_ACT_OK)
- *   otherwise                                        -> pass
+ *   r <  tl_drop_threshold + tl_dup_threshold        -> send a clone the same
+ *                                                       way (bpf_clone_redirect
+ *                                                       to the same ifindex),
+ *                                                       then pass the original
+ *   otherwise                                        -> pass (TC_ACT_OK)
  * Thresholds are fractions of 2^32 set by the loader before load; their sum
  * must not exceed 2^32 - 1 (the loader checks).
  *
- * The clone re-enters this program on its way out; it carries TL_CLONE_MARK in
+ * Where to attach: a drop at egress is reported to the sending socket
+ * (NET_XMIT_DROP), so TCP quietly sends the segment again as if it had never
+ * left; a drop at ingress is a real loss the sender only learns of from
+ * missing ACKs, and the packet is still seen by a capture on that interface
+ * (packet taps run before TC ingress). Set tl_ingress to nonzero when
+ * attaching to ingress, so that clones are re-injected on the receive path.
+ *
+ * The clone passes through this program again; it carries TL_CLONE_MARK in
  * skb->mark so that it is passed untouched (and the mark cleared) instead of
- * being duplicated again.
+ * being judged again.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -35,6 +43,8 @@
 const volatile __u32 tl_drop_threshold = 0;
 /* Share of packets to duplicate, out of 2^32. Set at load. */
 const volatile __u32 tl_dup_threshold = 0;
+/* Nonzero when attached to ingress (clones go to the receive path). Set at load. */
+const volatile __u32 tl_ingress = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -71,7 +81,7 @@ int tl_chaos(struct __sk_buff *skb)
 		__u32 mark = skb->mark;
 
 		skb->mark = TL_CLONE_MARK;
-		if (bpf_clone_redirect(skb, skb->ifindex, 0) == 0)
+		if (bpf_clone_redirect(skb, skb->ifindex, tl_ingress ? BPF_F_INGRESS : 0) == 0)
 			tl_count(TL_CHAOS_DUPLICATED);
 		else
 			tl_count(TL_CHAOS_DUP_FAILED);

@@ -24,10 +24,14 @@ macro_rules! include_bytes_aligned {
 /// The `tl_chaos` TC classifier (`src/chaos.bpf.c`): a test tool that drops and duplicates
 /// a configurable share of the packets leaving an interface.
 ///
-/// Attach the program `tl_chaos` (section `classifier`) to an interface's egress. Before
-/// loading, set the globals `tl_drop_threshold` and `tl_dup_threshold` (`u32`, the share of
-/// packets out of 2^32; their sum must stay below 2^32). The per-CPU array
-/// `tl_chaos_counters` counts packets at the indexes in [`chaos`].
+/// Attach the program `tl_chaos` (section `classifier`) to an interface's ingress or egress.
+/// Before loading, set the globals `tl_drop_threshold` and `tl_dup_threshold` (`u32`, the
+/// share of packets out of 2^32; their sum must stay below 2^32) and `tl_ingress` (`u32`,
+/// nonzero for ingress). The per-CPU array `tl_chaos_counters` counts packets at the indexes
+/// in [`chaos`].
+///
+/// A drop at egress is reported to the sending socket, so TCP re-sends without a real
+/// retransmission on the wire; attach to the receiver's ingress for real losses.
 pub static CHAOS: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/chaos.bpf.o"));
 
 /// Names and counter slots of the [`CHAOS`] object, kept in step with `src/chaos.bpf.c`.
@@ -40,6 +44,8 @@ pub mod chaos {
     pub const DROP_THRESHOLD: &str = "tl_drop_threshold";
     /// The global holding the duplicate share, out of 2^32.
     pub const DUP_THRESHOLD: &str = "tl_dup_threshold";
+    /// The global telling the program it is attached to ingress (`u32`, nonzero).
+    pub const INGRESS: &str = "tl_ingress";
     /// Counter slot: packets the program judged (its own clones excluded).
     pub const SEEN: u32 = 0;
     /// Counter slot: packets dropped.
@@ -77,6 +83,7 @@ mod tests {
             chaos::COUNTERS_MAP,
             chaos::DROP_THRESHOLD,
             chaos::DUP_THRESHOLD,
+            chaos::INGRESS,
             "classifier",
         ] {
             assert!(contains(name), "{name} missing from the chaos object");

@@ -11,6 +11,7 @@ Reassembly policy the captures check: when segments overlap with different bytes
 seen FIRST (earliest in the capture) win.
 """
 import argparse
+import decimal
 import logging
 import os
 import sys
@@ -190,7 +191,8 @@ def frame(pkt, link, from_client):
 
 
 def write(path, pkts, link="ethernet", nano=False, pcapng=False, client_ips=None):
-    """Writes IP packets framed for `link`, timestamps 1 ms apart.
+    """Writes IP packets framed for `link`, timestamps 1 ms apart (plus 123 ns when `nano`,
+    so that a reader that drops nanoseconds shows).
 
     A packet is from the client when its source address is in `client_ips`
     (default: the crafted clients 10.1.0.1 and fd00::1).
@@ -205,6 +207,8 @@ def write(path, pkts, link="ethernet", nano=False, pcapng=False, client_ips=None
             ip = pkt[IPv6] if IPv6 in pkt else pkt[IP]
             f, linktype = frame(pkt, link, ip.src in client_ips)
         f.time = clock.next()
+        if nano:
+            f.time = decimal.Decimal(T0) + decimal.Decimal(clock.tick) / 1000 + decimal.Decimal("0.000000123")
         frames.append(f)
     if pcapng:
         writer = PcapNgWriter(path)

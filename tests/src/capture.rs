@@ -45,7 +45,7 @@ impl Tcpdump {
     pub fn start(netns: &Netns, interface: &str, file: &Path, filter: &[&str]) -> Result<Self> {
         let mut command = netns.command("tcpdump");
         command
-            .args(["-i", interface, "-s", "0", "-U", "-n", "-B", "16384", "-Z", "root"])
+            .args(["-i", interface, "-s", "0", "-U", "--immediate-mode", "-n", "-B", "16384", "-Z", "root"])
             .arg("-w")
             .arg(file)
             .args(filter)

@@ -1,5 +1,10 @@
-//! Attaching the `tl_chaos` eBPF program (from `tapline-bpf`) to a veth's egress inside a
-//! network namespace, so that the kernels really lose and duplicate packets.
+//! Attaching the `tl_chaos` eBPF program (from `tapline-bpf`) to a veth inside a network
+//! namespace, so that the kernels really lose and duplicate packets.
+//!
+//! Attach to [`ChaosDirection::Ingress`] for losses TCP must recover from by retransmitting:
+//! a drop at egress is reported to the sending socket (`NET_XMIT_DROP`), so the kernel
+//! re-sends the segment as if it had never left and no retransmission reaches the wire.
+//! Egress still suits duplication and tests of local behaviour.
 //!
 //! The program is loaded and attached on a dedicated thread that first enters the namespace
 //! with `setns` (interface names and the TCX link are resolved in the caller's network
@@ -16,7 +21,16 @@ use tapline_bpf::chaos;
 
 use crate::{E2eError, Netns, Result};
 
-/// How much chaos to make, as shares of the packets leaving the interface.
+/// Which way through the interface the program judges packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChaosDirection {
+    /// Packets arriving: drops are real losses; a capture on the interface still sees them.
+    Ingress,
+    /// Packets leaving: drops are reported to the local sender.
+    Egress,
+}
+
+/// How much chaos to make, as shares of the packets passing the interface.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChaosConfig {
     /// Share of packets dropped, 0.0 to 1.0.
@@ -58,7 +72,7 @@ pub struct ChaosCounters {
     pub dup_failed: u64,
 }
 
-/// The `tl_chaos` program attached to one interface's egress; detached on drop.
+/// The `tl_chaos` program attached to one interface; detached on drop.
 #[derive(Debug)]
 pub struct ChaosGuard {
     ebpf: Ebpf,
@@ -66,13 +80,19 @@ pub struct ChaosGuard {
 }
 
 impl ChaosGuard {
-    /// Loads `tl_chaos` with `config` and attaches it to `interface`'s egress inside `netns`.
+    /// Loads `tl_chaos` with `config` and attaches it to `interface` inside `netns`, in
+    /// `direction`.
     ///
     /// # Errors
     ///
     /// [`E2eError::Ebpf`] when the namespace cannot be entered or the program cannot be
     /// loaded or attached.
-    pub fn attach(netns: &Netns, interface: &str, config: ChaosConfig) -> Result<Self> {
+    pub fn attach(
+        netns: &Netns,
+        interface: &str,
+        direction: ChaosDirection,
+        config: ChaosConfig,
+    ) -> Result<Self> {
         let ebpf_error = |reason: String| E2eError::Ebpf {
             program: chaos::PROGRAM.to_owned(),
             interface: format!("{interface} in {}", netns.name()),
@@ -85,7 +105,7 @@ impl ChaosGuard {
             let file = File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
             nix::sched::setns(&file, CloneFlags::CLONE_NEWNET)
                 .map_err(|e| format!("setns {path}: {e}"))?;
-            load_and_attach(drop, duplicate, Some(&name))
+            load_and_attach(drop, duplicate, Some((&name, direction)))
         })
         .join()
         .map_err(|_| ebpf_error("the attaching thread panicked".to_owned()))?
@@ -131,16 +151,18 @@ impl ChaosGuard {
     }
 }
 
-/// Loads the program and, when `interface` is given, attaches it to that interface's egress
-/// in the calling thread's network namespace.
+/// Loads the program and, when `target` is given, attaches it to that interface in that
+/// direction, in the calling thread's network namespace.
 fn load_and_attach(
     drop: u32,
     duplicate: u32,
-    interface: Option<&str>,
+    target: Option<(&str, ChaosDirection)>,
 ) -> std::result::Result<Ebpf, String> {
+    let ingress = u32::from(matches!(target, Some((_, ChaosDirection::Ingress))));
     let mut ebpf = EbpfLoader::new()
         .override_global(chaos::DROP_THRESHOLD, &drop, true)
         .override_global(chaos::DUP_THRESHOLD, &duplicate, true)
+        .override_global(chaos::INGRESS, &ingress, true)
         .load(tapline_bpf::CHAOS)
         .map_err(|e| format!("load object: {e}"))?;
     let program: &mut SchedClassifier = ebpf
@@ -151,10 +173,14 @@ fn load_and_attach(
     program
         .load()
         .map_err(|e| format!("verifier: {}", error_chain(&e)))?;
-    if let Some(interface) = interface {
+    if let Some((interface, direction)) = target {
+        let attach_type = match direction {
+            ChaosDirection::Ingress => TcAttachType::Ingress,
+            ChaosDirection::Egress => TcAttachType::Egress,
+        };
         program
-            .attach(interface, TcAttachType::Egress)
-            .map_err(|e| format!("attach to {interface} egress: {}", error_chain(&e)))?;
+            .attach(interface, attach_type)
+            .map_err(|e| format!("attach to {interface} {direction:?}: {}", error_chain(&e)))?;
     }
     Ok(ebpf)
 }

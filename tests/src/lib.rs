@@ -26,11 +26,11 @@ pub mod tapline;
 pub mod tshark;
 
 pub use capture::{Tcpdump, TcpdumpSummary};
-pub use chaos::{ChaosConfig, ChaosCounters, ChaosGuard};
+pub use chaos::{ChaosConfig, ChaosCounters, ChaosDirection, ChaosGuard};
 pub use error::E2eError;
 pub use netns::{Netns, NetnsGuard, Side};
 pub use privilege::{require_ebpf, require_root, require_tools, skip};
-pub use process::{Run, run_with_timeout};
+pub use process::{Background, Run, run_checked, run_with_timeout};
 pub use rrpair::{RrPair, sha256_hex};
 
 /// The result type of this crate.

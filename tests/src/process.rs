@@ -64,6 +64,72 @@ impl Run {
     }
 }
 
+/// A program running in the background (a server), killed when dropped.
+#[derive(Debug)]
+pub struct Background {
+    child: Child,
+    command: String,
+}
+
+impl Background {
+    /// Starts `command` and waits until a line of its stdout contains `marker`; stderr is
+    /// passed through to the test's stderr.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot start, exits, or prints no `marker` within `timeout`.
+    pub fn spawn_until(command: &mut Command, marker: &str, timeout: Duration) -> Result<Self> {
+        use std::io::BufRead;
+        let description = describe(command);
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|source| E2eError::Spawn {
+                command: description.clone(),
+                source,
+            })?;
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        if let Some(stdout) = child.stdout.take() {
+            let marker = marker.to_owned();
+            thread::spawn(move || {
+                for line in std::io::BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if line.contains(&marker) {
+                        let _ = ready_tx.send(());
+                    }
+                }
+            });
+        }
+        let background = Self {
+            child,
+            command: description,
+        };
+        match ready_rx.recv_timeout(timeout) {
+            Ok(()) => Ok(background),
+            Err(_) => Err(E2eError::Failed {
+                command: background.command.clone(),
+                status: format!("printed no {marker:?} within {timeout:?}"),
+                stderr: String::new(),
+            }),
+        }
+    }
+
+    /// Whether the program is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // Our own child: end it by its handle.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Formats a command line for messages.
 pub fn describe(command: &Command) -> String {
     let mut text = command.get_program().to_string_lossy().into_owned();

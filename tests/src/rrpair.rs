@@ -4,7 +4,9 @@
 //! `{"id", "protocol", "start", "end", "duration_us", "flow": {"src", "dst"},
 //!   "request": {"method", "path", "headers": [[name, value], ...], "body_len", "body_sha256"} | null,
 //!   "response": {"status", "headers", "body_len", "body_sha256"} | null, "flags": [..]}`.
-//! Fields beyond these are allowed (the contract may grow); missing or mistyped ones are not.
+//! Fields beyond these are allowed (the contract may grow); missing or mistyped ones are not,
+//! with one exception: a response whose status line was never seen (a pair flagged
+//! `incomplete`, e.g. after a gap) may lack `status` and `headers`.
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -63,9 +65,11 @@ pub struct Request {
 /// An HTTP response's summary.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Response {
-    /// The status code.
-    pub status: u16,
-    /// Header fields in order, as `[name, value]`.
+    /// The status code; `None` only on an `incomplete` pair whose status line was not seen.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Header fields in order, as `[name, value]` (empty when the head was not seen).
+    #[serde(default)]
     pub headers: Vec<(String, String)>,
     /// The body's length after transfer decoding.
     pub body_len: u64,
@@ -86,9 +90,9 @@ impl RrPair {
             .map(|r| (r.method.as_str(), r.path.as_str()))
     }
 
-    /// The response's status, or `None` without a response.
+    /// The response's status, or `None` without a response (or its status line).
     pub fn status(&self) -> Option<u16> {
-        self.response.as_ref().map(|r| r.status)
+        self.response.as_ref().and_then(|r| r.status)
     }
 
     /// The start time in nanoseconds since the Unix epoch.
@@ -128,8 +132,9 @@ fn parse_time(text: &str) -> std::result::Result<i128, String> {
 }
 
 /// Parses `tapline inspect --format jsonl` output and checks each record's invariants:
-/// timestamps are RFC 3339 with nanoseconds, `start <= end`, hashes are 64 hex digits, and
-/// records are sorted by start time.
+/// timestamps are RFC 3339 with nanoseconds, `start <= end`, hashes are 64 hex digits,
+/// a response lacks its status only on an `incomplete` pair, and records are sorted by
+/// start time.
 ///
 /// # Errors
 ///
@@ -160,6 +165,10 @@ pub fn parse_jsonl(output: &[u8]) -> Result<Vec<RrPair>> {
             return Err(bad(format!("not sorted by start time at {}", pair.start)));
         }
         previous_start = start;
+        let headless = pair.response.as_ref().is_some_and(|r| r.status.is_none());
+        if headless && !pair.has_flag("incomplete") {
+            return Err(bad("response without status on a pair not flagged incomplete".to_owned()));
+        }
         let hashes = pair
             .request
             .iter()
@@ -196,6 +205,16 @@ mod tests {
         assert!(pair.has_flag("incomplete"));
         assert_eq!(pair.request_header("host"), Some("x"));
         assert_eq!(pair.start_ns().unwrap() % 1_000_000_000, 1);
+    }
+
+    #[test]
+    fn a_response_without_status_is_accepted_only_on_an_incomplete_pair() {
+        let headless = r#""response":{"body_len":0,"body_sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}"#;
+        let line = LINE.replace(r#""response":null"#, headless);
+        let pairs = parse_jsonl(line.as_bytes()).unwrap();
+        assert_eq!(pairs[0].status(), None);
+        let complete = line.replace(r#"["incomplete"]"#, "[]");
+        assert!(parse_jsonl(complete.as_bytes()).is_err());
     }
 
     #[test]

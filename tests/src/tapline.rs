@@ -98,12 +98,26 @@ where
     run_with_timeout(&mut command, timeout)
 }
 
-/// Runs `tapline import CAPTURE --out SNAPSHOT [--workers N]`.
+/// Runs `tapline import CAPTURE --out SNAPSHOT [--workers N]` with the default time limit.
 ///
 /// # Errors
 ///
 /// As [`run`].
 pub fn import(capture: &Path, snapshot: &Path, workers: Option<u32>) -> Result<Run> {
+    import_within(capture, snapshot, workers, TAPLINE_TIMEOUT)
+}
+
+/// Runs `tapline import CAPTURE --out SNAPSHOT [--workers N]`, killing it after `timeout`.
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn import_within(
+    capture: &Path,
+    snapshot: &Path,
+    workers: Option<u32>,
+    timeout: Duration,
+) -> Result<Run> {
     let mut args = vec![
         "import".into(),
         capture.as_os_str().to_owned(),
@@ -114,7 +128,7 @@ pub fn import(capture: &Path, snapshot: &Path, workers: Option<u32>) -> Result<R
         args.push("--workers".into());
         args.push(workers.to_string().into());
     }
-    run(args, TAPLINE_TIMEOUT)
+    run(args, timeout)
 }
 
 /// Runs `tapline inspect SNAPSHOT --format jsonl`.

@@ -61,50 +61,89 @@ pub struct TsharkRequest {
     pub status: Option<u16>,
 }
 
-/// The HTTP/1 requests over TCP that tshark finds in `file`, with their paired responses'
-/// status codes.
+/// The HTTP/1 requests over TCP that tshark finds in `file` (reassembling out-of-order
+/// segments, as tapline does), with the status codes of the responses tshark paired them with.
 ///
 /// # Errors
 ///
 /// As [`fields`].
 pub fn http_requests(file: &Path) -> Result<Vec<TsharkRequest>> {
-    let filter = "http.request && tcp && !http2";
-    let rows = fields(
-        file,
-        filter,
-        &[
-            "frame.number",
-            "tcp.stream",
-            "http.request.method",
-            "http.request.uri",
-            "http.response_in",
-        ],
-    )?;
-    let responses = fields(
-        file,
-        "http.response && tcp && !http2",
-        &["frame.number", "http.response.code"],
-    )?;
-    let status_of = |frame: &str| -> Option<u16> {
-        responses
-            .iter()
-            .find(|row| row.first().map(String::as_str) == Some(frame))
-            .and_then(|row| row.get(1))
-            .and_then(|code| code.parse().ok())
-    };
-    let mut requests = Vec::new();
+    let mut command = Command::new("tshark");
+    command
+        .arg("-n")
+        .args(["-o", "tcp.reassemble_out_of_order:TRUE", "-r"])
+        .arg(file)
+        .args(["-Y", "http && tcp && !http2", "-T", "fields"])
+        .args(["-E", "separator=/t", "-E", "occurrence=f"]);
+    for field in [
+        "frame.number",
+        "tcp.stream",
+        "http.request.method",
+        "http.request.uri",
+        "http.response.code",
+        "http.request_in",
+    ] {
+        command.args(["-e", field]);
+    }
+    let run = run_checked(&mut command, TSHARK_TIMEOUT)?;
+    let rows: Vec<Vec<String>> = run
+        .stdout_text()
+        .lines()
+        .map(|line| line.split('\t').map(str::to_owned).collect())
+        .collect();
+    Ok(pair_rows(&rows))
+}
+
+/// Builds requests from tshark rows (frame, stream, method, uri, code, request_in): rows with
+/// a method are requests, rows with a code are responses naming their request's frame.
+fn pair_rows(rows: &[Vec<String>]) -> Vec<TsharkRequest> {
+    let field = |row: &Vec<String>, i: usize| row.get(i).cloned().unwrap_or_default();
+    let mut requests: Vec<TsharkRequest> = rows
+        .iter()
+        .filter(|row| !field(row, 2).is_empty())
+        .filter_map(|row| {
+            Some(TsharkRequest {
+                frame: field(row, 0).parse().ok()?,
+                stream: field(row, 1).parse().ok()?,
+                method: field(row, 2),
+                target: field(row, 3),
+                status: None,
+            })
+        })
+        .collect();
     for row in rows {
-        let field = |i: usize| row.get(i).cloned().unwrap_or_default();
-        let (Ok(frame), Ok(stream)) = (field(0).parse(), field(1).parse()) else {
+        let (Ok(status), Ok(request_frame)) =
+            (field(row, 4).parse::<u16>(), field(row, 5).parse::<u64>())
+        else {
             continue;
         };
-        requests.push(TsharkRequest {
-            frame,
-            stream,
-            method: field(2),
-            target: field(3),
-            status: status_of(&field(4)),
-        });
+        if let Some(request) = requests.iter_mut().find(|r| r.frame == request_frame) {
+            request.status = Some(status);
+        }
     }
-    Ok(requests)
+    requests
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(fields: &[&str]) -> Vec<String> {
+        fields.iter().map(|f| (*f).to_owned()).collect()
+    }
+
+    #[test]
+    fn responses_are_paired_through_request_in() {
+        let rows = vec![
+            row(&["4", "0", "GET", "/a", "", ""]),
+            row(&["6", "0", "", "", "200", "4"]),
+            row(&["8", "1", "POST", "/b?c", "", ""]),
+            row(&["9", "1", "", "", "", ""]),
+        ];
+        let requests = pair_rows(&rows);
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].status, Some(200));
+        assert_eq!(requests[1].target, "/b?c");
+        assert_eq!(requests[1].status, None);
+    }
 }

@@ -216,6 +216,10 @@ impl Sink for Ctx<'_> {
         p.flush(self.out);
     }
 
+    fn request_unknown(&mut self) {
+        self.pairing.orphan_mode = true;
+    }
+
     fn response_target(&mut self, start_ns: u64) -> Option<Method> {
         let p = &mut *self.pairing;
         if let Some(seq) = p.resp_slot {

@@ -86,9 +86,10 @@ impl Flow {
             return true;
         }
         match stream.expected_seq() {
-            // The sender sent nothing yet that we saw, but the other side did: a SYN always
-            // comes first, so this is a new connection.
-            None => true,
+            // Nothing seen from this sender yet: after the other side sent data a SYN can only
+            // start a new connection; during the other side's handshake it is a simultaneous
+            // open.
+            None => self.stream(dir.reverse()).has_progress(),
             Some(expected) => (seq.wrapping_sub(expected) as i32).unsigned_abs() > REUSE_WINDOW,
         }
     }

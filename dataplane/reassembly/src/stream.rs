@@ -96,6 +96,11 @@ impl Stream {
         self.ended
     }
 
+    /// Whether any byte was delivered, gapped or buffered.
+    pub fn has_progress(&self) -> bool {
+        self.next > 0 || !self.buf.is_empty()
+    }
+
     /// Starts the stream at a SYN with sequence number `isn` (which consumes one number).
     pub fn start_at_syn(&mut self, isn: u32) {
         self.isn = Some(isn);
@@ -169,15 +174,12 @@ impl Stream {
             }
         } else {
             self.buffer(start, data, cx);
-            // Bytes trimmed against `next` only happen when start == next.
         }
     }
 
     /// Buffers `data` at `start`, beyond the next expected byte; on overflow, gives up on holes
     /// (oldest first) until it fits or becomes in order.
     fn buffer<S: StreamSink + ?Sized>(&mut self, start: u64, data: &[u8], cx: &mut Cx<'_, S>) {
-        let mut data = data;
-        let mut trimmed = 0u64;
         let mut overflowed = false;
         loop {
             let mut budget = Budget {
@@ -189,54 +191,21 @@ impl Stream {
                 if overlap.bytes < data.len() as u64 {
                     cx.stats.out_of_order += 1;
                 }
-                let seen = Overlap {
-                    bytes: overlap.bytes + trimmed,
-                    conflict: overlap.conflict,
-                };
-                classify(seen, data.len() + trimmed as usize, cx.stats);
+                classify(overlap, data.len(), cx.stats);
                 return;
             }
             if !overflowed {
                 cx.stats.buffer_overflows += 1;
                 overflowed = true;
             }
-            // Give up on the hole at `next`, up to the first held run or this segment.
+            // Give up on the hole at `next`, up to the first held run or this segment, then
+            // deliver held runs up to the segment. Either frees memory or reaches the segment.
             let hole_end = self.buf.first_start().map_or(start, |s| s.min(start));
             self.gap(hole_end - self.next, cx);
-            if hole_end == start {
-                let overlap = self.deliver_from(data, cx);
-                let seen = Overlap {
-                    bytes: overlap.bytes + trimmed,
-                    conflict: overlap.conflict,
-                };
-                classify(seen, data.len() + trimmed as usize, cx.stats);
-                return;
-            }
             self.drain_until(start, cx);
-            if self.next >= start {
-                // Held runs reached the segment; they were seen first, so they won.
-                let covered = usize::try_from(self.next - start)
-                    .unwrap_or(usize::MAX)
-                    .min(data.len());
-                trimmed += covered as u64;
-                data = data.get(covered..).unwrap_or_default();
-                if data.is_empty() {
-                    classify(
-                        Overlap {
-                            bytes: trimmed,
-                            conflict: false,
-                        },
-                        trimmed as usize,
-                        cx.stats,
-                    );
-                    return;
-                }
+            if self.next == start {
                 let overlap = self.deliver_from(data, cx);
-                let seen = Overlap {
-                    bytes: overlap.bytes + trimmed,
-                    conflict: overlap.conflict,
-                };
-                classify(seen, data.len() + trimmed as usize, cx.stats);
+                classify(overlap, data.len(), cx.stats);
                 return;
             }
         }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::SegmentError;
+use crate::ahead::Background;
 use crate::format::{SegmentKind, check_capacity, max_payload};
 use crate::writer::{SegmentWriter, SharedSegment};
 
@@ -64,6 +65,11 @@ pub struct DirSummary {
 }
 
 /// Appends frames to a directory of segments of one kind, rolling over and recycling.
+///
+/// The next segment is created and prefaulted on a background thread while the current one fills
+/// (from an eighth full in the first segment, at once after a roll-over), and a full segment is
+/// sealed on another, so the appending thread only copies bytes (see `ahead.rs`). Dropping the writer without [`finish`](Self::finish) waits for
+/// those threads and leaves the current segment unsealed, as a crash would.
 #[derive(Debug)]
 pub struct SegmentDirWriter {
     dir: PathBuf,
@@ -71,6 +77,9 @@ pub struct SegmentDirWriter {
     capacity: u64,
     retention: Retention,
     writer: SegmentWriter,
+    /// `writer.used()` at which the next segment starts being prepared; `u64::MAX` once started.
+    prepare_at: u64,
+    background: Background,
     summary: DirSummary,
 }
 
@@ -105,6 +114,8 @@ impl SegmentDirWriter {
             capacity,
             retention,
             writer,
+            prepare_at: prepare_threshold(capacity),
+            background: Background::default(),
             summary: DirSummary {
                 segments: 1,
                 ..DirSummary::default()
@@ -144,6 +155,9 @@ impl SegmentDirWriter {
             Some(offset) => {
                 self.summary.frames += 1;
                 self.summary.bytes += len as u64;
+                if self.writer.used() >= self.prepare_at {
+                    self.prepare_next();
+                }
                 Ok(FrameRef {
                     sequence: self.writer.header().sequence,
                     offset,
@@ -176,19 +190,36 @@ impl SegmentDirWriter {
         }
     }
 
-    /// Seals the current segment and starts the next one, then applies retention.
+    #[cold]
+    fn prepare_next(&mut self) {
+        self.prepare_at = u64::MAX;
+        let next = self.writer.header().sequence.saturating_add(1);
+        let path = segment_path(&self.dir, self.kind, next);
+        self.background
+            .prepare(path, self.kind, next, self.capacity);
+    }
+
+    /// Switches to the next segment (prepared in the background, or created now), starts
+    /// sealing the full one, then applies retention.
     fn roll(&mut self) -> Result<(), SegmentError> {
         let next = self.writer.header().sequence.saturating_add(1);
-        let fresh = SegmentWriter::create(
-            &segment_path(&self.dir, self.kind, next),
-            self.kind,
-            next,
-            self.capacity,
-        )?;
+        let fresh = match self.background.take_next() {
+            Some(Ok(w)) => w,
+            // Not started, or it failed: try once more here and report this attempt's error.
+            None | Some(Err(_)) => SegmentWriter::create(
+                &segment_path(&self.dir, self.kind, next),
+                self.kind,
+                next,
+                self.capacity,
+            )?,
+        };
         let full = std::mem::replace(&mut self.writer, fresh);
         self.summary.segments += 1;
-        full.seal()?;
+        self.background.seal(full)?;
         self.enforce_retention()?;
+        // A segment just filled up: the stream is long, so give the next preparation the whole
+        // time this segment takes to fill.
+        self.prepare_next();
         Ok(())
     }
 
@@ -207,18 +238,18 @@ impl SegmentDirWriter {
         let current = self.writer.header().sequence;
         let now = SystemTime::now();
         let mut sealed = Vec::new();
-        let mut total = self.capacity;
+        let mut total = 0;
         for (seq, path) in dir_segments(&self.dir, self.kind)? {
-            if seq == current {
-                continue;
-            }
             let meta = match std::fs::metadata(&path) {
                 Ok(m) => m,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(SegmentError::io(path, "reading segment metadata", e)),
             };
             total += meta.len();
-            sealed.push((path, meta.len(), meta.modified().ok()));
+            // The current segment and one being prepared count, but are never recycled.
+            if seq < current {
+                sealed.push((path, meta.len(), meta.modified().ok()));
+            }
         }
         let mut deleted = 0;
         for (path, len, modified) in sealed {
@@ -264,7 +295,9 @@ impl SegmentDirWriter {
     /// # Errors
     ///
     /// [`SegmentError::Io`] when sealing or deleting fails.
-    pub fn finish(self) -> Result<DirSummary, SegmentError> {
+    pub fn finish(mut self) -> Result<DirSummary, SegmentError> {
+        self.background.discard_next();
+        self.background.wait_sealed()?;
         let mut summary = self.summary;
         if self.writer.frame_count() == 0 {
             let path = self.writer.path().to_path_buf();
@@ -277,6 +310,12 @@ impl SegmentDirWriter {
         }
         Ok(summary)
     }
+}
+
+/// When the first segment of a run is an eighth full, the next one starts being prepared (a run
+/// that writes less never pays for preparing a segment it does not use); after a roll-over, at once.
+fn prepare_threshold(capacity: u64) -> u64 {
+    capacity / 8
 }
 
 /// The path of segment `sequence` of `kind` in `dir`: `{dir}/{kind}-{sequence:06}.seg`.

@@ -41,6 +41,7 @@
 //! stops at the first that fails, reporting its offset; it never returns damaged bytes as data.
 //! A reader refuses a file with another magic, another version or a bad header crc.
 
+mod ahead;
 mod dir;
 mod error;
 mod format;

@@ -231,6 +231,35 @@ impl SegmentWriter {
         len != 0 && frame_size(len as u64) <= self.capacity - self.used
     }
 
+    /// Faults in the unused rest of the mapping now (`MADV_POPULATE_WRITE`), so that appends
+    /// that follow take no page faults. This costs about what the faults would; it pays off
+    /// when done on another thread than the one appending, as [`SegmentDirWriter`] does when it
+    /// prepares its next segment. Does nothing on kernels without it (before Linux 5.14).
+    ///
+    /// [`SegmentDirWriter`]: crate::SegmentDirWriter
+    ///
+    /// # Errors
+    ///
+    /// [`SegmentError::Io`] when the kernel cannot provide the pages.
+    pub fn prefault(&mut self) -> Result<(), SegmentError> {
+        #[cfg(target_os = "linux")]
+        {
+            let start = self.used as usize;
+            let len = (self.capacity - self.used) as usize;
+            if let Err(e) = self
+                .inner
+                .map
+                .advise_range(memmap2::Advice::PopulateWrite, start, len)
+            {
+                // EINVAL: a kernel without MADV_POPULATE_WRITE; the appends fault instead.
+                if e.raw_os_error() != Some(libc::EINVAL) {
+                    return Err(SegmentError::io(&self.inner.path, "prefaulting segment", e));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A handle other threads use to read frames already appended.
     pub fn shared(&self) -> SharedSegment {
         SharedSegment {

@@ -167,7 +167,9 @@ fn retention_by_bytes_recycles_the_oldest_unpinned() {
     for i in 0..18 * 5 + 1 {
         w.append(&payload(i)).unwrap();
     }
-    // Segments 0..=4 are full and sealed, 5 is current. Over the limit, 0 went first, then 1 was
+    let s = w.finish().unwrap();
+    // Segments 0..=4 are full and sealed, 5 is current (and 6 was being
+    // prepared; finish deleted it). Over the limit, 0 went first, then 1 was
     // pinned so 2 and 3 went; 1, 4, 5 remain.
     let left: Vec<u64> = dir_segments(dir, SegmentKind::Packets)
         .unwrap()
@@ -175,7 +177,6 @@ fn retention_by_bytes_recycles_the_oldest_unpinned() {
         .map(|(s, _)| s)
         .collect();
     assert_eq!(left, vec![1, 4, 5]);
-    let s = w.finish().unwrap();
     assert_eq!(s.recycled, 3);
     assert_eq!(s.recycled_bytes, 3 * CAP);
     assert_eq!(s.segments, 6);
@@ -221,4 +222,30 @@ fn retention_by_age_recycles_old_unpinned_segments() {
     assert_eq!(left, vec![0, 2, 3]);
     w.append(b"x").unwrap();
     w.finish().unwrap();
+}
+
+#[test]
+fn drop_without_finish_leaves_an_unsealed_segment_and_no_prepared_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut w =
+        SegmentDirWriter::create(dir, SegmentKind::Packets, CAP, Retention::default()).unwrap();
+    // 18 frames fill segment 0 and 10 go to segment 1; segment 2 is prepared from the roll-over on.
+    for i in 0..28 {
+        w.append(&payload(i)).unwrap();
+    }
+    drop(w);
+    let left = read_dir_segments(dir, SegmentKind::Packets).unwrap();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert_eq!(
+        std::fs::metadata(&left[1]).unwrap().len(),
+        CAP,
+        "current segment left unsealed"
+    );
+    let r = tapline_segment::recover(&left[1]).unwrap();
+    assert_eq!(r.good_frames, 10);
+    assert_eq!(
+        read_all(dir, SegmentKind::Packets),
+        (0..28).map(payload).collect::<Vec<_>>()
+    );
 }

@@ -159,7 +159,7 @@ impl Half {
                 // Chunk framing lost: the message ends here, cut short.
                 self.pause_after = false;
                 self.complete(sink, RespKind::Final);
-                self.lose_sync(true);
+                self.lose_sync(false);
             }
         }
     }

@@ -44,6 +44,9 @@ pub(crate) trait Sink {
     fn request_done(&mut self, msg: Message, flags: Flags);
     /// A gap swallowed the start of at least one request.
     fn request_lost(&mut self, ts_ns: u64);
+    /// A gap hit the request side while it was out of sync: responses waiting for a request
+    /// should not wait for one that may be gone.
+    fn request_unknown(&mut self);
     /// A response starts at `start_ns`: the method of the request it answers, or `None` to wait.
     fn response_target(&mut self, start_ns: u64) -> Option<Method>;
     /// A response is complete (or cut short, per `flags`).
@@ -241,7 +244,8 @@ impl Half {
         }
     }
 
-    /// Enters resync; `line_start` says whether the next byte may begin a start line.
+    /// Enters resync; `line_start` says whether the next byte surely begins a line (not so
+    /// after a gap: what follows may be the tail of a line, such as `ET / HTTP/1.1`).
     fn lose_sync(&mut self, line_start: bool) {
         self.state = State::Resync;
         self.line_start = line_start;
@@ -498,11 +502,12 @@ impl Half {
             State::Done => {}
             State::Resync => {
                 self.skipped += self.buf.len() as u64;
-                if self.role == Role::Response {
+                match self.role {
                     // The gap may hold the answer to a request sent before it.
-                    sink.response_lost(ts);
+                    Role::Response => sink.response_lost(ts),
+                    Role::Request => sink.request_unknown(),
                 }
-                self.lose_sync(true);
+                self.lose_sync(false);
             }
             State::Head if !self.started => {
                 if self.synced {
@@ -511,13 +516,13 @@ impl Half {
                         Role::Response => sink.response_lost(ts),
                     }
                 }
-                self.lose_sync(true);
+                self.lose_sync(false);
             }
             State::Head => {
                 self.flags |= Flags::GAP;
                 self.msg.end_ns = ts;
                 self.cut_head(sink);
-                self.lose_sync(true);
+                self.lose_sync(false);
             }
             State::Body => self.body_gap(ts, len, sink),
         }

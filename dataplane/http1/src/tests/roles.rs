@@ -156,3 +156,15 @@ fn close_resolves_everything_held() {
             .all(|x| x.flags == Flags::NO_RESPONSE | Flags::INCOMPLETE)
     );
 }
+
+#[test]
+fn held_response_released_by_a_gap_on_the_unsynced_request_side() {
+    let mut r = Run::new();
+    r.req(1, b"tail of an upload").resp(2, &ok("answer"));
+    assert!(r.out.is_empty());
+    r.req_gap(3, 100);
+    let xs = r.take();
+    assert_eq!(summary(&xs), vec![("".into(), "HTTP/1.1 200 OK".into(), Flags::NO_REQUEST | Flags::INCOMPLETE)]);
+    r.req(4, &get("/n")).resp(5, &ok("n"));
+    assert_eq!(summary(&r.take()), vec![("GET /n HTTP/1.1".into(), "HTTP/1.1 200 OK".into(), Flags::NONE)]);
+}

@@ -303,3 +303,26 @@ fn closed_flows_are_evicted_before_open_ones() {
     assert_eq!(r.flow_count(), 2);
     assert_eq!(sink.closes().len(), 1);
 }
+
+#[test]
+fn simultaneous_open_is_one_connection() {
+    let mut r = Reassembler::new(ReassemblyConfig::default());
+    let mut sink = Recorder::default();
+    let conn = Conn::new(40000);
+    r.segment(&conn.seg(C, CISN, 0, SYN, b""), &mut sink);
+    r.segment(&conn.seg(S, SISN, 0, SYN, b""), &mut sink);
+    r.segment(&conn.s(0, b"hi"), &mut sink);
+    assert_eq!(sink.opened().len(), 1);
+    assert_eq!(sink.text(sink.opened()[0].id, S), "hi");
+}
+
+#[test]
+fn syn_from_the_server_side_after_data_is_a_new_connection() {
+    let (mut r, mut sink, conn, id) = open();
+    r.segment(&conn.c(0, b"req"), &mut sink);
+    // Only the server's SYN-ACK is known for its side, with ISN SISN: a new ISN far away.
+    r.segment(&conn.seg(S, SISN + (1 << 30), 0, SYN, b""), &mut sink);
+    assert_eq!(sink.closes(), vec![(id, CloseReason::Reused)]);
+    let opened = sink.opened();
+    assert_eq!((opened[1].client, opened[1].server), (conn.server, conn.client));
+}

@@ -224,3 +224,27 @@ pub(crate) fn open_with(config: ReassemblyConfig) -> (Reassembler, Recorder, Con
     let id = sink.opened()[0].id;
     (r, sink, conn, id)
 }
+
+#[test]
+fn flags_and_directions() {
+    let f = TcpFlags(TcpFlags::SYN | TcpFlags::ACK);
+    assert!(f.syn() && f.ack() && !f.fin() && !f.rst());
+    assert!(TcpFlags(TcpFlags::FIN | TcpFlags::RST).fin());
+    assert_eq!(format!("{f:?}"), "SYN|ACK");
+    assert_eq!(format!("{:?}", TcpFlags(0)), "-");
+    assert_eq!(format!("{:?}", TcpFlags(0xff)), "FIN|SYN|RST|PSH|ACK|URG|ECE|CWR");
+    assert_eq!(C.reverse(), S);
+    assert_eq!(S.reverse(), C);
+}
+
+#[test]
+fn default_config() {
+    let c = ReassemblyConfig::default();
+    assert_eq!(c.max_flows, 262_144);
+    assert_eq!(c.max_buffered_per_direction, 4 << 20);
+    assert_eq!(c.max_buffered_total, 256 << 20);
+    assert_eq!(c.idle_timeout_ns, 120_000_000_000);
+    assert_eq!(c.overlap, crate::OverlapPolicy::First);
+    let r = Reassembler::new(ReassemblyConfig { max_flows: 0, ..c });
+    assert_eq!(r.config().max_flows, 1);
+}
