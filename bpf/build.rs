@@ -91,7 +91,14 @@ fn compile(clang: &str, source: &Path, include_dir: &Path, out_dir: &Path) -> Re
     let multiarch = format!("/usr/include/{}-linux-gnu", target_arch_dir());
 
     let output = Command::new(clang)
-        .args(["-target", "bpf", "-D__TARGET_ARCH_x86", "-O2", "-g", "-mcpu=v3"])
+        .args([
+            "-target",
+            "bpf",
+            "-D__TARGET_ARCH_x86",
+            "-O2",
+            "-g",
+            "-mcpu=v3",
+        ])
         .args(["-Wall", "-Werror"])
         .arg("-I")
         .arg(include_dir)

@@ -34,6 +34,17 @@ macro_rules! include_bytes_aligned {
 /// retransmission on the wire; attach to the receiver's ingress for real losses.
 pub static CHAOS: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/chaos.bpf.o"));
 
+/// The live-capture TC classifiers `tl_tc_egress` and `tl_tc_ingress`
+/// (`src/tc_capture.bpf.c`), built alone: each copies the packets of its direction, as the
+/// filters select them, into the ring buffer `tl_cap_ring` (see [`capture`] for the ABI).
+///
+/// `tapline capture` loads them from `tapline-xdp`'s combined object, where they share the
+/// ring with the XDP ingress program; this object serves hosts that capture with TC alone.
+pub static TC_CAPTURE: &[u8] =
+    include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tc_capture.bpf.o"));
+
+pub mod capture;
+
 /// Names and counter slots of the [`CHAOS`] object, kept in step with `src/chaos.bpf.c`.
 pub mod chaos {
     /// The program's name (its C function) in the object.
@@ -61,6 +72,32 @@ pub mod chaos {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tc_capture_object_names_its_programs_and_maps() {
+        assert_eq!(TC_CAPTURE.as_ptr() as usize % 8, 0);
+        assert_eq!(&TC_CAPTURE[..4], b"\x7fELF");
+        let contains = |needle: &str| {
+            TC_CAPTURE
+                .windows(needle.len())
+                .any(|window| window == needle.as_bytes())
+        };
+        use capture::names;
+        for name in [
+            names::TC_EGRESS_PROGRAM,
+            names::TC_INGRESS_PROGRAM,
+            names::RING,
+            names::SCRATCH,
+            names::FILTER,
+            names::PORTS,
+            names::V4,
+            names::V6,
+            names::COUNTERS,
+            names::SNAPLEN,
+        ] {
+            assert!(contains(name), "{name} missing from the tc_capture object");
+        }
+    }
 
     #[test]
     fn chaos_object_is_an_aligned_bpf_elf() {

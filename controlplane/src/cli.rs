@@ -16,12 +16,61 @@ pub struct Cli {
 /// tapline's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Capture live traffic into a snapshot: an interface with eBPF, or a SPAN port.
+    Capture(CaptureArgs),
     /// Import a pcap or pcapng file into a snapshot of packets and request/response pairs.
     Import(ImportArgs),
     /// Show the request/response pairs of a snapshot.
     Inspect(InspectArgs),
     /// Capture sample HTTP traffic on loopback, import it and inspect it: the loop in one command.
     Demo(DemoArgs),
+    /// Send a snapshot's HTTP requests to a target, compare the responses with the recorded ones,
+    /// pace load, and judge assertions against the recorded figures.
+    Replay(ReplayArgs),
+    /// Answer a service's outbound HTTP calls from the responses recorded in a snapshot.
+    Mock(MockArgs),
+}
+
+/// `tapline capture`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["iface", "span"])))]
+pub struct CaptureArgs {
+    /// The interface to capture with eBPF: XDP on ingress, TC on egress.
+    #[arg(long, value_name = "IF")]
+    pub iface: Option<String>,
+    /// A SPAN / mirror port to capture promiscuously (AF_PACKET ring).
+    #[arg(long, value_name = "IF")]
+    pub span: Option<String>,
+    /// Enter this named network namespace (`ip netns`) before attaching.
+    #[arg(long, value_name = "NS")]
+    pub netns: Option<String>,
+    /// Only TCP/UDP packets from or to this port (repeat for more).
+    #[arg(long = "port", value_name = "P")]
+    pub ports: Vec<u16>,
+    /// Only packets from or to this address or network, such as 10.0.0.0/8 (repeat for more).
+    #[arg(long = "host", value_name = "CIDR")]
+    pub hosts: Vec<String>,
+    /// Bytes kept of each packet, 1 to 65536 (default: whole packets up to 64 KiB).
+    #[arg(long, value_name = "N")]
+    pub snaplen: Option<u32>,
+    /// Stop after this long, such as 30s, 5m, 1h or 1500ms (default: at Ctrl-C or SIGTERM).
+    #[arg(long, value_name = "D")]
+    pub duration: Option<String>,
+    /// Size of the kernel ring buffer in MiB, a power of two (default 64).
+    #[arg(long, value_name = "MIB")]
+    pub ring_mib: Option<u32>,
+    /// Reassembly worker threads (default: the number of cores, or the config file's).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// The snapshot directory to create.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A tapline config file (TOML); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print nothing but errors and the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// `tapline import`.
@@ -76,4 +125,99 @@ pub struct DemoArgs {
     /// Where to keep the demo's capture and snapshot (default: a new temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+}
+
+/// `--latency` of `tapline mock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MockLatency {
+    /// Answer at once.
+    None,
+    /// Wait the recorded time from the request's last byte to the response's last byte.
+    Recorded,
+}
+
+/// `--after-last` of `tapline mock`: what identical calls get past the last recorded answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MockAfterLast {
+    /// The last recorded answer, again.
+    RepeatLast,
+    /// The first recorded answer again, and so on round.
+    Wrap,
+}
+
+/// `tapline mock`.
+#[derive(Debug, clap::Args)]
+pub struct MockArgs {
+    /// The snapshot directory.
+    pub snapshot: PathBuf,
+    /// The address to listen on, ip:port (such as 127.0.0.1:9000).
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    /// Answer only the outbound calls of this service: its IP address, or ip:port.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Wait the recorded response time before answering, or answer at once.
+    #[arg(long, value_enum, default_value_t = MockLatency::None)]
+    pub latency: MockLatency,
+    /// What the n-th identical call gets when fewer answers were recorded.
+    #[arg(long, value_enum, default_value_t = MockAfterLast::RepeatLast)]
+    pub after_last: MockAfterLast,
+    /// The least score (0 to 1) of a closest match.
+    #[arg(long, default_value_t = 0.6)]
+    pub min_score: f64,
+    /// The status of the answer to a request nothing recorded matches.
+    #[arg(long, default_value_t = 599)]
+    pub no_match_status: u16,
+    /// Send recorded responses without the `X-Tapline-Mock: matched` header.
+    #[arg(long)]
+    pub no_mark: bool,
+    /// Worker threads (default: the number of cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// `tapline replay`.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The snapshot directory.
+    pub snapshot: PathBuf,
+    /// Where to send the requests: http://HOST[:PORT] (required here or in the config file).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Keep the recorded Host header instead of the target's.
+    #[arg(long)]
+    pub keep_host: bool,
+    /// Only pairs matching this expression (the language of `inspect --filter`).
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Leave something out of the comparison: header:NAME, json:$.PATH, body or status (repeat).
+    #[arg(long = "ignore", value_name = "RULE")]
+    pub ignore: Vec<String>,
+    /// 100% keeps the recorded pace, 1000% is ten times faster, max is as fast as the target answers.
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<String>,
+    /// Connections for --rate max (default: the recorded connections, at most 64).
+    #[arg(long, value_name = "N")]
+    pub connections: Option<usize>,
+    /// Loop the snapshot for this long, such as 30s or 5m.
+    #[arg(long, value_name = "D")]
+    pub duration: Option<String>,
+    /// Longest wait for a connection or a response (default 30s).
+    #[arg(long, value_name = "D")]
+    pub timeout: Option<String>,
+    /// Write report.json and report.html into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Write a JUnit XML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Assertions against the recorded figures, such as 'p99<=1.1x,errors<=0.5%,match>=99%'.
+    #[arg(long = "assert", value_name = "EXPR")]
+    pub assert: Option<String>,
+    /// A tapline config file (TOML) with a [replay] section; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print only the verdict line.
+    #[arg(long, short)]
+    pub quiet: bool,
 }

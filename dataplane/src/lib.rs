@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod filter;
 pub mod import;
+pub mod live;
 pub mod packet;
 pub mod record;
 pub mod snapshot;

@@ -82,17 +82,15 @@ pub fn run(
     reassembly: ReassemblyConfig,
     http: Http1Config,
 ) -> WorkerStats {
-    let mut reassembler = Reassembler::new(reassembly);
-    let mut sink = PairSink::new(http, output);
+    let mut engine = FlowEngine::new(reassembly, http);
     let mut unreadable = 0u64;
-    let mut next_expire = 0u64;
     for batch in input {
         for item in &batch.items {
             let Some(payload) = payload_of(&batch.segment, item) else {
                 unreadable += 1;
                 continue;
             };
-            let seg = TcpSegment {
+            engine.segment(&TcpSegment {
                 ts_ns: item.ts_ns,
                 src: item.src,
                 dst: item.dst,
@@ -100,22 +98,70 @@ pub fn run(
                 ack: item.ack,
                 flags: TcpFlags(item.flags),
                 payload,
-            };
-            reassembler.segment(&seg, &mut sink);
-            if item.ts_ns >= next_expire {
-                if next_expire != 0 {
-                    reassembler.expire(item.ts_ns, &mut sink);
-                }
-                next_expire = item.ts_ns.saturating_add(EXPIRE_EVERY_NS);
+            });
+            if engine.pending() >= OUTPUT_BATCH {
+                // The writer only goes away when the import is failing; it reports why.
+                let _ = output.send(engine.take_pairs());
             }
         }
     }
-    reassembler.finish(&mut sink);
-    sink.flush();
-    let mut stats = sink.stats;
-    stats.reassembly = reassembler.stats().clone();
-    stats.unreadable_packets = unreadable;
-    stats
+    let mut stats = engine.finish();
+    let rest = stats.1;
+    if !rest.is_empty() {
+        let _ = output.send(rest);
+    }
+    stats.0.unreadable_packets = unreadable;
+    stats.0
+}
+
+/// Reassembly plus HTTP/1 parsing for the flows of one worker, with no threads or I/O: TCP
+/// segments in, serialized RRPairs out. Workers, the fuzzer and tests drive it directly.
+#[derive(Debug)]
+pub struct FlowEngine {
+    reassembler: Reassembler,
+    sink: PairSink,
+    next_expire: u64,
+}
+
+impl FlowEngine {
+    /// An engine with the given limits.
+    pub fn new(reassembly: ReassemblyConfig, http: Http1Config) -> Self {
+        FlowEngine {
+            reassembler: Reassembler::new(reassembly),
+            sink: PairSink::new(http),
+            next_expire: 0,
+        }
+    }
+
+    /// Feeds one TCP segment.
+    pub fn segment(&mut self, seg: &TcpSegment<'_>) {
+        self.reassembler.segment(seg, &mut self.sink);
+        if seg.ts_ns >= self.next_expire {
+            if self.next_expire != 0 {
+                self.reassembler.expire(seg.ts_ns, &mut self.sink);
+            }
+            self.next_expire = seg.ts_ns.saturating_add(EXPIRE_EVERY_NS);
+        }
+    }
+
+    /// Serialized pairs waiting to be taken.
+    pub fn pending(&self) -> usize {
+        self.sink.batch.len()
+    }
+
+    /// Takes the serialized pairs produced so far.
+    pub fn take_pairs(&mut self) -> PairBatch {
+        std::mem::replace(&mut self.sink.batch, Vec::with_capacity(OUTPUT_BATCH))
+    }
+
+    /// Ends every flow; returns the counters and the last pairs.
+    pub fn finish(mut self) -> (WorkerStats, PairBatch) {
+        self.reassembler.finish(&mut self.sink);
+        let pairs = self.take_pairs();
+        let mut stats = self.sink.stats;
+        stats.reassembly = self.reassembler.stats().clone();
+        (stats, pairs)
+    }
 }
 
 fn payload_of<'s>(segment: &'s SharedSegment, item: &SegmentRef) -> Option<&'s [u8]> {
@@ -131,31 +177,31 @@ fn payload_of<'s>(segment: &'s SharedSegment, item: &SegmentRef) -> Option<&'s [
         .get(start..start.checked_add(item.payload_len as usize)?)
 }
 
+#[derive(Debug)]
 struct Conn {
     info: ConnInfo,
     http: Http1Conn,
     next_index: u32,
 }
 
-/// The worker's [`StreamSink`]: routes stream events to per-connection HTTP/1 parsers and
+/// The engine's [`StreamSink`]: routes stream events to per-connection HTTP/1 parsers and
 /// serializes the finished exchanges.
+#[derive(Debug)]
 struct PairSink {
     http_config: Http1Config,
     conns: FxHashMap<ConnId, Conn>,
     exchanges: Vec<Exchange>,
     batch: PairBatch,
-    output: Sender<PairBatch>,
     stats: WorkerStats,
 }
 
 impl PairSink {
-    fn new(http_config: Http1Config, output: Sender<PairBatch>) -> Self {
+    fn new(http_config: Http1Config) -> Self {
         PairSink {
             http_config,
             conns: FxHashMap::default(),
             exchanges: Vec::new(),
             batch: Vec::with_capacity(OUTPUT_BATCH),
-            output,
             stats: WorkerStats::default(),
         }
     }
@@ -179,17 +225,6 @@ impl PairSink {
                 Ok(bytes) => self.batch.push(bytes),
                 Err(e) => tracing::error!(error = %e, "cannot serialize an RRPair"),
             }
-        }
-        if self.batch.len() >= OUTPUT_BATCH {
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        if !self.batch.is_empty() {
-            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(OUTPUT_BATCH));
-            // The writer only goes away when the import is failing; the error is reported there.
-            let _ = self.output.send(batch);
         }
     }
 }

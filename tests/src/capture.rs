@@ -45,7 +45,19 @@ impl Tcpdump {
     pub fn start(netns: &Netns, interface: &str, file: &Path, filter: &[&str]) -> Result<Self> {
         let mut command = netns.command("tcpdump");
         command
-            .args(["-i", interface, "-s", "0", "-U", "--immediate-mode", "-n", "-B", "16384", "-Z", "root"])
+            .args([
+                "-i",
+                interface,
+                "-s",
+                "0",
+                "-U",
+                "--immediate-mode",
+                "-n",
+                "-B",
+                "16384",
+                "-Z",
+                "root",
+            ])
             .arg("-w")
             .arg(file)
             .args(filter)
@@ -158,7 +170,9 @@ fn parse_summary(lines: &[String]) -> Option<TcpdumpSummary> {
     let count = |what: &str| {
         lines.iter().find_map(|line| {
             let (n, rest) = line.trim().split_once(' ')?;
-            let rest = rest.strip_prefix("packets ").or(rest.strip_prefix("packet "))?;
+            let rest = rest
+                .strip_prefix("packets ")
+                .or(rest.strip_prefix("packet "))?;
             (rest == what).then(|| n.parse::<u64>().ok()).flatten()
         })
     };
@@ -191,7 +205,10 @@ mod tests {
             })
         );
         assert_eq!(parse_summary(&lines[..1]), None);
-        let singular = ["1 packet captured".to_owned(), "0 packets dropped by kernel".to_owned()];
+        let singular = [
+            "1 packet captured".to_owned(),
+            "0 packets dropped by kernel".to_owned(),
+        ];
         assert_eq!(parse_summary(&singular).map(|s| s.captured), Some(1));
     }
 }

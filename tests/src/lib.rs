@@ -17,6 +17,7 @@
 pub mod capture;
 pub mod chaos;
 pub mod error;
+pub mod live;
 pub mod netns;
 pub mod privilege;
 pub mod process;

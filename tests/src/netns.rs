@@ -138,7 +138,10 @@ impl NetnsGuard {
         };
         // From here on, a failure drops `guard`, which removes what exists.
         for ns in [&guard.a, &guard.b] {
-            run_checked(Command::new("ip").args(["netns", "add", &ns.name]), IP_TIMEOUT)?;
+            run_checked(
+                Command::new("ip").args(["netns", "add", &ns.name]),
+                IP_TIMEOUT,
+            )?;
         }
         guard.a.ip(&[
             "link",
@@ -248,10 +251,8 @@ fn remove(name: &str) {
     if !std::path::Path::new("/run/netns").join(name).exists() {
         return;
     }
-    if let Ok(run) = run_with_timeout(
-        Command::new("ip").args(["netns", "pids", name]),
-        IP_TIMEOUT,
-    ) {
+    if let Ok(run) = run_with_timeout(Command::new("ip").args(["netns", "pids", name]), IP_TIMEOUT)
+    {
         for pid in run.stdout_text().split_whitespace() {
             if let Ok(pid) = pid.parse::<i32>() {
                 let _ = nix::sys::signal::kill(
@@ -261,10 +262,7 @@ fn remove(name: &str) {
             }
         }
     }
-    let _ = run_with_timeout(
-        Command::new("ip").args(["netns", "del", name]),
-        IP_TIMEOUT,
-    );
+    let _ = run_with_timeout(Command::new("ip").args(["netns", "del", name]), IP_TIMEOUT);
 }
 
 /// Removes namespaces this crate made in runs whose process no longer exists.

@@ -67,7 +67,10 @@ pub fn require_ebpf(test: &str) -> bool {
     static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
     match PROBE.get_or_init(crate::chaos::probe) {
         Ok(()) => true,
-        Err(reason) => skip(test, &format!("eBPF TC programs cannot be loaded: {reason}")),
+        Err(reason) => skip(
+            test,
+            &format!("eBPF TC programs cannot be loaded: {reason}"),
+        ),
     }
 }
 

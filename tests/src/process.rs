@@ -234,9 +234,8 @@ pub fn on_path(program: &str) -> bool {
     if program.contains('/') {
         return std::path::Path::new(program).exists();
     }
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 #[cfg(test)]
@@ -245,11 +244,8 @@ mod tests {
 
     #[test]
     fn a_program_past_its_limit_is_killed_and_reported() {
-        let run = run_with_timeout(
-            Command::new("sleep").arg("5"),
-            Duration::from_millis(100),
-        )
-        .unwrap();
+        let run =
+            run_with_timeout(Command::new("sleep").arg("5"), Duration::from_millis(100)).unwrap();
         assert!(run.timed_out);
         assert!(run.elapsed < Duration::from_secs(4));
         assert!(!run.success());

@@ -167,7 +167,9 @@ pub fn parse_jsonl(output: &[u8]) -> Result<Vec<RrPair>> {
         previous_start = start;
         let headless = pair.response.as_ref().is_some_and(|r| r.status.is_none());
         if headless && !pair.has_flag("incomplete") {
-            return Err(bad("response without status on a pair not flagged incomplete".to_owned()));
+            return Err(bad(
+                "response without status on a pair not flagged incomplete".to_owned(),
+            ));
         }
         let hashes = pair
             .request
@@ -225,10 +227,9 @@ mod tests {
 
     #[test]
     fn records_out_of_start_order_are_refused() {
-        let later = LINE.replace("05.000000001Z", "06.000000001Z").replace(
-            "05.000001001Z",
-            "06.000001001Z",
-        );
+        let later = LINE
+            .replace("05.000000001Z", "06.000000001Z")
+            .replace("05.000001001Z", "06.000001001Z");
         let text = format!("{later}\n{LINE}\n");
         let error = parse_jsonl(text.as_bytes()).unwrap_err().to_string();
         assert!(error.contains("line 2"), "{error}");

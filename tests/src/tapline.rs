@@ -37,10 +37,7 @@ pub fn workspace_root() -> PathBuf {
 /// [`E2eError::Binary`] when `TAPLINE_BIN` names no file, or the build fails.
 pub fn binary() -> Result<PathBuf> {
     static BINARY: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    BINARY
-        .get_or_init(locate)
-        .clone()
-        .map_err(E2eError::Binary)
+    BINARY.get_or_init(locate).clone().map_err(E2eError::Binary)
 }
 
 /// Finds or builds the binary (see [`binary`]).
@@ -54,8 +51,8 @@ fn locate() -> std::result::Result<PathBuf, String> {
         };
     }
     let root = workspace_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(&cargo);
     build

@@ -21,11 +21,16 @@ const TSHARK_TIMEOUT: Duration = Duration::from_secs(120);
 /// When tshark fails or takes longer than two minutes.
 pub fn fields(file: &Path, filter: &str, fields: &[&str]) -> Result<Vec<Vec<String>>> {
     let mut command = Command::new("tshark");
-    command
-        .arg("-n")
-        .arg("-r")
-        .arg(file)
-        .args(["-Y", filter, "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f"]);
+    command.arg("-n").arg("-r").arg(file).args([
+        "-Y",
+        filter,
+        "-T",
+        "fields",
+        "-E",
+        "separator=/t",
+        "-E",
+        "occurrence=f",
+    ]);
     for field in fields {
         command.args(["-e", field]);
     }

@@ -51,7 +51,9 @@ fn name_of(path: &Path) -> String {
 fn bad_input_truncated_pcap_exits_2_and_keeps_the_pairs_before_the_cut() {
     const TEST: &str = "bad_input_truncated_pcap_exits_2_and_keeps_the_pairs_before_the_cut";
     let dir = tempfile::tempdir().unwrap();
-    let Some(full) = crafted(TEST, "many_exchanges", dir.path()) else { return };
+    let Some(full) = crafted(TEST, "many_exchanges", dir.path()) else {
+        return;
+    };
     let bytes = std::fs::read(&full).unwrap();
     let records = pcap_record_offsets(&bytes);
     assert_eq!(records.len(), 10 * PACKETS_PER_CONNECTION);
@@ -66,7 +68,10 @@ fn bad_input_truncated_pcap_exits_2_and_keeps_the_pairs_before_the_cut() {
     let run = tapline::import(&truncated, &snapshot, None).unwrap();
     assert_input_error(&run, &name_of(&truncated));
 
-    let run = tapline::inspect(&snapshot).unwrap().checked(TAPLINE_TIMEOUT).unwrap();
+    let run = tapline::inspect(&snapshot)
+        .unwrap()
+        .checked(TAPLINE_TIMEOUT)
+        .unwrap();
     let pairs = rrpair::parse_jsonl(&run.stdout).unwrap();
     let paths: Vec<_> = pairs.iter().filter_map(|p| p.method_path()).collect();
     let want: Vec<String> = (0..6).map(|n| format!("/many/{n}")).collect();
@@ -79,7 +84,9 @@ fn bad_input_truncated_pcap_exits_2_and_keeps_the_pairs_before_the_cut() {
 fn bad_input_truncated_pcapng_exits_2() {
     const TEST: &str = "bad_input_truncated_pcapng_exits_2";
     let dir = tempfile::tempdir().unwrap();
-    let Some(full) = crafted(TEST, "link_pcapng", dir.path()) else { return };
+    let Some(full) = crafted(TEST, "link_pcapng", dir.path()) else {
+        return;
+    };
     let bytes = std::fs::read(&full).unwrap();
     let truncated = dir.path().join("truncated.pcapng");
     std::fs::write(&truncated, &bytes[..bytes.len() - 30]).unwrap();
@@ -91,11 +98,14 @@ fn bad_input_truncated_pcapng_exits_2() {
 fn bad_input_pcap_record_with_impossible_length_exits_2() {
     const TEST: &str = "bad_input_pcap_record_with_impossible_length_exits_2";
     let dir = tempfile::tempdir().unwrap();
-    let Some(full) = crafted(TEST, "many_exchanges", dir.path()) else { return };
+    let Some(full) = crafted(TEST, "many_exchanges", dir.path()) else {
+        return;
+    };
     let mut bytes = std::fs::read(&full).unwrap();
     let record = pcap_record_offsets(&bytes)[5];
     // Captured and original lengths of 4 GiB - 16: far beyond the snap length and the file.
-    bytes[record + 8..record + 16].copy_from_slice(&[0xf0, 0xff, 0xff, 0xff, 0xf0, 0xff, 0xff, 0xff]);
+    bytes[record + 8..record + 16]
+        .copy_from_slice(&[0xf0, 0xff, 0xff, 0xff, 0xf0, 0xff, 0xff, 0xff]);
     let garbage = dir.path().join("garbage-record.pcap");
     std::fs::write(&garbage, &bytes).unwrap();
     let run = tapline::import(&garbage, &dir.path().join("snap"), None).unwrap();
@@ -106,7 +116,9 @@ fn bad_input_pcap_record_with_impossible_length_exits_2() {
 fn bad_input_pcap_header_followed_by_random_bytes_exits_2() {
     const TEST: &str = "bad_input_pcap_header_followed_by_random_bytes_exits_2";
     let dir = tempfile::tempdir().unwrap();
-    let Some(full) = crafted(TEST, "baseline", dir.path()) else { return };
+    let Some(full) = crafted(TEST, "baseline", dir.path()) else {
+        return;
+    };
     let mut bytes = std::fs::read(&full).unwrap()[..24].to_vec();
     // Deterministic noise (an LCG): records whose lengths are nonsense.
     let mut state: u32 = 0x1234_5678;
@@ -150,7 +162,9 @@ fn bad_input_missing_capture_file_exits_2() {
 fn bad_input_corrupt_rrpair_segment_makes_inspect_exit_2_naming_it() {
     const TEST: &str = "bad_input_corrupt_rrpair_segment_makes_inspect_exit_2_naming_it";
     let dir = tempfile::tempdir().unwrap();
-    let Some(capture) = crafted(TEST, "many_exchanges", dir.path()) else { return };
+    let Some(capture) = crafted(TEST, "many_exchanges", dir.path()) else {
+        return;
+    };
     let snapshot = dir.path().join("snap");
     tapline::import(&capture, &snapshot, None)
         .unwrap()

@@ -65,26 +65,44 @@ fn assert_exchanges(case: &str, pairs: &[RrPair], wants: &[Want<'_>]) {
     );
     for (pair, want) in pairs.iter().zip(wants) {
         let context = format!("{case} {} {}", want.method, want.path);
-        let request = pair.request.as_ref().unwrap_or_else(|| panic!("{context}: no request"));
-        let response = pair.response.as_ref().unwrap_or_else(|| panic!("{context}: no response"));
+        let request = pair
+            .request
+            .as_ref()
+            .unwrap_or_else(|| panic!("{context}: no request"));
+        let response = pair
+            .response
+            .as_ref()
+            .unwrap_or_else(|| panic!("{context}: no response"));
         assert_eq!(request.method, want.method, "{context}");
         assert_eq!(request.path, want.path, "{context}");
         assert_eq!(response.status, Some(want.status), "{context}");
-        assert_eq!(request.body_len, want.request_body.len() as u64, "{context}: request body length");
+        assert_eq!(
+            request.body_len,
+            want.request_body.len() as u64,
+            "{context}: request body length"
+        );
         assert_eq!(
             request.body_sha256,
             sha256_hex(want.request_body),
             "{context}: request body is not {:?}",
             String::from_utf8_lossy(want.request_body)
         );
-        assert_eq!(response.body_len, want.response_body.len() as u64, "{context}: response body length");
+        assert_eq!(
+            response.body_len,
+            want.response_body.len() as u64,
+            "{context}: response body length"
+        );
         assert_eq!(
             response.body_sha256,
             sha256_hex(want.response_body),
             "{context}: response body is not {:?}",
             String::from_utf8_lossy(want.response_body)
         );
-        assert!(!pair.has_flag("incomplete"), "{context}: flagged {:?}", pair.flags);
+        assert!(
+            !pair.has_flag("incomplete"),
+            "{context}: flagged {:?}",
+            pair.flags
+        );
         assert_eq!(pair.protocol, "http1", "{context}");
     }
 }
@@ -99,8 +117,14 @@ fn assert_flow(pair: &RrPair, client_ip: &str, server_ip: &str) {
 
 #[test]
 fn crafted_baseline_exchange_has_its_flow_and_packet_timestamps() {
-    let Some(pairs) = pairs_of("baseline") else { return };
-    assert_exchanges("baseline", &pairs, &[Want::get("/baseline", 200, b"hello, baseline\n")]);
+    let Some(pairs) = pairs_of("baseline") else {
+        return;
+    };
+    assert_exchanges(
+        "baseline",
+        &pairs,
+        &[Want::get("/baseline", 200, b"hello, baseline\n")],
+    );
     let pair = &pairs[0];
     assert_flow(pair, "10.1.0.1", "10.1.0.2");
     // Packets 1-3 are the handshake; the request is packet 4, the response packet 6.
@@ -180,7 +204,9 @@ fn crafted_pcapng_is_decoded() {
 
 #[test]
 fn crafted_nanosecond_pcap_keeps_nanoseconds() {
-    let Some(pair) = assert_link_case("nanosecond", false) else { return };
+    let Some(pair) = assert_link_case("nanosecond", false) else {
+        return;
+    };
     // The request is packet 4: T0 + 4 ms + 123 ns.
     assert_eq!(pair.start_ns().unwrap(), T0_NS + 4_000_123);
     assert!(pair.start.contains(".004000123"), "{}", pair.start);
@@ -188,14 +214,18 @@ fn crafted_nanosecond_pcap_keeps_nanoseconds() {
 
 #[test]
 fn crafted_out_of_order_and_duplicated_segments_reassemble_exactly() {
-    let Some(pairs) = pairs_of("ooo_dup") else { return };
+    let Some(pairs) = pairs_of("ooo_dup") else {
+        return;
+    };
     let body = b"out-of-order and duplicated response body\n".repeat(3);
     assert_exchanges("ooo_dup", &pairs, &[Want::get("/ooo?x=1&y=2", 200, &body)]);
 }
 
 #[test]
 fn crafted_overlaps_with_different_bytes_keep_the_bytes_seen_first() {
-    let Some(pairs) = pairs_of("overlap") else { return };
+    let Some(pairs) = pairs_of("overlap") else {
+        return;
+    };
     // (arrangement, body): the first segment seen, then an overlapping one with other bytes.
     let arrangements: [(&str, &[u8]); 5] = [
         // first [4,10) "BBBBBB", then [0,6) "AAAAAA" overlapping its left part
@@ -235,17 +265,29 @@ fn crafted_overlaps_with_different_bytes_keep_the_bytes_seen_first() {
 
 #[test]
 fn crafted_one_byte_segments_in_reverse_order_reassemble_exactly() {
-    let Some(pairs) = pairs_of("tiny_reverse") else { return };
-    assert_exchanges("tiny_reverse", &pairs, &[Want::get("/tiny-reverse", 200, b"reversed!")]);
+    let Some(pairs) = pairs_of("tiny_reverse") else {
+        return;
+    };
+    assert_exchanges(
+        "tiny_reverse",
+        &pairs,
+        &[Want::get("/tiny-reverse", 200, b"reversed!")],
+    );
 }
 
 #[test]
 fn crafted_headers_split_across_segments_parse_exactly() {
-    let Some(pairs) = pairs_of("split_header") else { return };
+    let Some(pairs) = pairs_of("split_header") else {
+        return;
+    };
     assert_exchanges(
         "split_header",
         &pairs,
-        &[Want::get("/split-header?q=split", 200, b"split headers, chunked body")],
+        &[Want::get(
+            "/split-header?q=split",
+            200,
+            b"split headers, chunked body",
+        )],
     );
     let long = "v".repeat(50);
     assert_eq!(pairs[0].request_header("x-long"), Some(long.as_str()));
@@ -265,7 +307,9 @@ fn crafted_gap_never_captured_flags_the_pair_incomplete() {
 
 #[test]
 fn crafted_sequence_numbers_wrapping_past_two_to_the_32_reassemble_exactly() {
-    let Some(pairs) = pairs_of("seq_wrap") else { return };
+    let Some(pairs) = pairs_of("seq_wrap") else {
+        return;
+    };
     let request_body = b"wrapped request body ".repeat(4);
     let response_body: Vec<u8> = (0..=255u8).collect::<Vec<u8>>().repeat(8);
     assert_exchanges(
@@ -283,30 +327,49 @@ fn crafted_sequence_numbers_wrapping_past_two_to_the_32_reassemble_exactly() {
 
 #[test]
 fn crafted_data_after_rst_is_ignored() {
-    let Some(pairs) = pairs_of("after_rst") else { return };
-    assert_exchanges("after_rst", &pairs, &[Want::get("/before-rst", 200, b"fine")]);
+    let Some(pairs) = pairs_of("after_rst") else {
+        return;
+    };
+    assert_exchanges(
+        "after_rst",
+        &pairs,
+        &[Want::get("/before-rst", 200, b"fine")],
+    );
 }
 
 #[test]
 fn crafted_data_after_fin_is_ignored() {
-    let Some(pairs) = pairs_of("after_fin") else { return };
-    assert_exchanges("after_fin", &pairs, &[Want::get("/before-fin", 200, b"fine")]);
+    let Some(pairs) = pairs_of("after_fin") else {
+        return;
+    };
+    assert_exchanges(
+        "after_fin",
+        &pairs,
+        &[Want::get("/before-fin", 200, b"fine")],
+    );
 }
 
 #[test]
 fn crafted_reused_four_tuple_with_a_new_isn_is_two_exchanges() {
-    let Some(pairs) = pairs_of("reused_tuple") else { return };
+    let Some(pairs) = pairs_of("reused_tuple") else {
+        return;
+    };
     assert_exchanges(
         "reused_tuple",
         &pairs,
-        &[Want::get("/first", 200, b"one"), Want::get("/second", 200, b"two")],
+        &[
+            Want::get("/first", 200, b"one"),
+            Want::get("/second", 200, b"two"),
+        ],
     );
     assert_eq!(pairs[0].flow, pairs[1].flow);
 }
 
 #[test]
 fn crafted_connection_seen_mid_stream_yields_its_exchanges() {
-    let Some(pairs) = pairs_of("midstream") else { return };
+    let Some(pairs) = pairs_of("midstream") else {
+        return;
+    };
     // Flags are not asserted: a reader may mark a connection without a handshake.
     let got: Vec<_> = pairs
         .iter()
@@ -336,7 +399,9 @@ fn crafted_connection_seen_mid_stream_yields_its_exchanges() {
 
 #[test]
 fn crafted_keepalive_connection_yields_length_chunked_and_head_exchanges() {
-    let Some(pairs) = pairs_of("keepalive") else { return };
+    let Some(pairs) = pairs_of("keepalive") else {
+        return;
+    };
     let posted = vec![b'x'; 1000];
     assert_exchanges(
         "keepalive",
@@ -364,13 +429,17 @@ fn crafted_keepalive_connection_yields_length_chunked_and_head_exchanges() {
 
 #[test]
 fn crafted_non_tcp_and_malformed_frames_are_skipped() {
-    let Some(pairs) = pairs_of("noise") else { return };
+    let Some(pairs) = pairs_of("noise") else {
+        return;
+    };
     assert_exchanges("noise", &pairs, &[Want::get("/noise", 200, b"signal\n")]);
 }
 
 #[test]
 fn crafted_ten_sequential_connections_yield_ten_exchanges_in_order() {
-    let Some(pairs) = pairs_of("many_exchanges") else { return };
+    let Some(pairs) = pairs_of("many_exchanges") else {
+        return;
+    };
     let paths: Vec<String> = (0..10).map(|n| format!("/many/{n}")).collect();
     let bodies: Vec<String> = (0..10).map(|n| format!("body {n}\n")).collect();
     let wants: Vec<Want<'_>> = paths

@@ -69,7 +69,10 @@ fn netns_root_guard_joins_two_namespaces_and_removes_them_on_drop() {
     .unwrap();
     assert!(!host.stdout_text().contains(Side::A.ipv4()));
     drop(guard);
-    assert!(names.iter().all(|n| !netns_exists(n)), "{names:?} left behind");
+    assert!(
+        names.iter().all(|n| !netns_exists(n)),
+        "{names:?} left behind"
+    );
 }
 
 #[test]
@@ -94,7 +97,10 @@ fn netns_root_guard_removes_namespaces_when_the_test_panics() {
     assert!(outcome.is_err());
     let names = names.into_inner().unwrap();
     assert_eq!(names.len(), 2);
-    assert!(names.iter().all(|n| !netns_exists(n)), "{names:?} left behind");
+    assert!(
+        names.iter().all(|n| !netns_exists(n)),
+        "{names:?} left behind"
+    );
 }
 
 #[test]
@@ -124,11 +130,18 @@ fn chaos_root_loses_and_duplicates_at_veth_ingress_until_detached() {
     assert!(counters.duplicated > 30, "{counters:?}");
     assert_eq!(counters.dup_failed, 0, "{counters:?}");
     assert!(received < 270, "received {received} of 300 with 30% loss");
-    assert!(duplicates > 30, "{duplicates} duplicate replies with 30% duplication");
+    assert!(
+        duplicates > 30,
+        "{duplicates} duplicate replies with 30% duplication"
+    );
 
     drop(chaos);
     let (received, duplicates) = ping(&guard, Side::B, Side::A.ipv4(), 100);
-    assert_eq!((received, duplicates), (100, 0), "chaos still active after drop");
+    assert_eq!(
+        (received, duplicates),
+        (100, 0),
+        "chaos still active after drop"
+    );
 }
 
 #[test]
@@ -185,11 +198,15 @@ fn capture_root_tcpdump_records_wire_size_packets_across_the_veth() {
     assert_eq!(summary.dropped_by_kernel, 0);
     // 3028-byte pings fragment into wire-size (≤ 1514-byte) frames in both directions.
     assert!(summary.captured >= 80, "{summary:?}");
-    let largest = tshark::fields(&pcap, "icmp || ip.flags.mf == 1 || ip.frag_offset > 0", &["frame.len"])
-        .unwrap()
-        .iter()
-        .filter_map(|row| row.first()?.parse::<u32>().ok())
-        .max()
-        .unwrap();
+    let largest = tshark::fields(
+        &pcap,
+        "icmp || ip.flags.mf == 1 || ip.frag_offset > 0",
+        &["frame.len"],
+    )
+    .unwrap()
+    .iter()
+    .filter_map(|row| row.first()?.parse::<u32>().ok())
+    .max()
+    .unwrap();
     assert!(largest <= 1514, "largest frame {largest} bytes");
 }

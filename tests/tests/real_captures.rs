@@ -47,7 +47,10 @@ fn captures(test: &str) -> Option<Vec<PathBuf>> {
 }
 
 /// Runs `check` on every file, `PARALLEL` at a time; returns the problems found.
-fn for_each_parallel(files: &[PathBuf], check: impl Fn(&Path, &Path) -> Option<String> + Sync) -> Vec<String> {
+fn for_each_parallel(
+    files: &[PathBuf],
+    check: impl Fn(&Path, &Path) -> Option<String> + Sync,
+) -> Vec<String> {
     let problems = Mutex::new(Vec::new());
     let next = Mutex::new(0usize);
     std::thread::scope(|scope| {
@@ -97,13 +100,21 @@ fn real_captures_import_cleanly_or_are_refused_without_panic_or_hang() {
         };
         match verdict {
             Ok(outcome) => {
-                *outcomes.lock().unwrap().entry(outcome.to_owned()).or_default() += 1;
+                *outcomes
+                    .lock()
+                    .unwrap()
+                    .entry(outcome.to_owned())
+                    .or_default() += 1;
                 None
             }
             Err(problem) => Some(problem),
         }
     });
-    eprintln!("{} captures: {:?}", files.len(), outcomes.into_inner().unwrap());
+    eprintln!(
+        "{} captures: {:?}",
+        files.len(),
+        outcomes.into_inner().unwrap()
+    );
     assert!(
         problems.is_empty(),
         "{} of {} captures misbehaved:\n{}",

@@ -43,9 +43,16 @@ fn differences(recorded: &[Recorded], pairs: &[RrPair]) -> Vec<String> {
     }
     let mut problems = Vec::new();
     for want in recorded {
-        let found = by_target.get(want.target.as_str()).map_or(&[][..], Vec::as_slice);
+        let found = by_target
+            .get(want.target.as_str())
+            .map_or(&[][..], Vec::as_slice);
         let [pair] = found else {
-            problems.push(format!("{} {}: {} pairs", want.method, want.target, found.len()));
+            problems.push(format!(
+                "{} {}: {} pairs",
+                want.method,
+                want.target,
+                found.len()
+            ));
             continue;
         };
         let (Some(request), Some(response)) = (&pair.request, &pair.response) else {
@@ -54,15 +61,38 @@ fn differences(recorded: &[Recorded], pairs: &[RrPair]) -> Vec<String> {
         };
         let checks = [
             ("method", request.method.clone(), want.method.clone()),
-            ("status", format!("{:?}", response.status), format!("{:?}", Some(want.status))),
-            ("request body_len", request.body_len.to_string(), want.request_body_len.to_string()),
-            ("request body_sha256", request.body_sha256.clone(), want.request_body_sha256.clone()),
-            ("response body_len", response.body_len.to_string(), want.response_body_len.to_string()),
-            ("response body_sha256", response.body_sha256.clone(), want.response_body_sha256.clone()),
+            (
+                "status",
+                format!("{:?}", response.status),
+                format!("{:?}", Some(want.status)),
+            ),
+            (
+                "request body_len",
+                request.body_len.to_string(),
+                want.request_body_len.to_string(),
+            ),
+            (
+                "request body_sha256",
+                request.body_sha256.clone(),
+                want.request_body_sha256.clone(),
+            ),
+            (
+                "response body_len",
+                response.body_len.to_string(),
+                want.response_body_len.to_string(),
+            ),
+            (
+                "response body_sha256",
+                response.body_sha256.clone(),
+                want.response_body_sha256.clone(),
+            ),
         ];
         for (what, got, expected) in checks {
             if got != expected {
-                problems.push(format!("{}: {what} {got}, client saw {expected}", want.target));
+                problems.push(format!(
+                    "{}: {what} {got}, client saw {expected}",
+                    want.target
+                ));
             }
         }
         // Informational flags (such as a close-delimited body) are fine; a pair the client
@@ -127,12 +157,19 @@ fn capture_lossy_traffic(test: &str, dir: &Path) -> (std::path::PathBuf, Vec<Rec
         Duration::from_secs(240),
     )
     .unwrap();
-    eprintln!("client: {} in {:?}", client.stdout_text().trim(), client.elapsed);
+    eprintln!(
+        "client: {} in {:?}",
+        client.stdout_text().trim(),
+        client.elapsed
+    );
     // Let the last FINs and ACKs cross before stopping the capture.
     std::thread::sleep(Duration::from_millis(500));
     let summary = capture.stop().unwrap();
     drop(server);
-    assert_eq!(summary.dropped_by_kernel, 0, "tcpdump lost packets: {summary:?}");
+    assert_eq!(
+        summary.dropped_by_kernel, 0,
+        "tcpdump lost packets: {summary:?}"
+    );
 
     let counters: Vec<_> = chaos.iter().map(|c| c.counters().unwrap()).collect();
     eprintln!("chaos: {counters:?}; tcpdump: {summary:?}");
@@ -162,7 +199,11 @@ fn import_root_real_http_with_loss() {
     assert!(retransmissions > 0, "the capture holds no retransmission");
 
     // The body hashes the client recorded are plain SHA-256: check one known value.
-    assert!(recorded.iter().any(|r| r.request_body_sha256 == sha256_hex(b"")));
+    assert!(
+        recorded
+            .iter()
+            .any(|r| r.request_body_sha256 == sha256_hex(b""))
+    );
 
     // The capture is complete: tshark finds every exchange the client saw, so a difference
     // below is tapline's.
@@ -173,7 +214,10 @@ fn import_root_real_http_with_loss() {
         .collect();
     for want in &recorded {
         let key = (want.method.clone(), want.target.clone(), Some(want.status));
-        assert!(seen.contains(&key), "tshark does not see {key:?} in the capture");
+        assert!(
+            seen.contains(&key),
+            "tshark does not see {key:?} in the capture"
+        );
     }
 
     let (one_worker, pairs) = import_and_inspect(&pcap, &dir.path().join("snap1"), Some(1))
@@ -189,6 +233,11 @@ fn import_root_real_http_with_loss() {
         problems.is_empty(),
         "{} differences (first 30):\n{}",
         problems.len(),
-        problems.iter().take(30).cloned().collect::<Vec<_>>().join("\n")
+        problems
+            .iter()
+            .take(30)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

@@ -214,11 +214,14 @@ impl OooBuffer {
         budget: &mut Budget<'_>,
     ) -> Option<Overlap> {
         let end = start + data.len() as u64;
-        let needed = self.min_cost(start, end);
         let room = budget
             .per_direction
             .saturating_sub(self.held)
             .min(budget.total_limit.saturating_sub(*budget.total_used));
+        if let Some(done) = self.insert_last(start, data, room, budget) {
+            return done;
+        }
+        let needed = self.min_cost(start, end);
         if needed > room {
             return None;
         }
@@ -271,6 +274,48 @@ impl OooBuffer {
             pos = hole_end;
         }
         Some(overlap)
+    }
+}
+
+impl OooBuffer {
+    /// The common case of [`OooBuffer::insert`], without range searches: `data` lies at or beyond
+    /// the end of everything held. Returns `None` when that is not the case, else the result of
+    /// the insert.
+    fn insert_last(
+        &mut self,
+        start: u64,
+        data: &[u8],
+        room: usize,
+        budget: &mut Budget<'_>,
+    ) -> Option<Option<Overlap>> {
+        let mut last = self.runs.last_entry();
+        let last_end = last.as_ref().map(|l| run_end(*l.key(), l.get()));
+        if last_end.is_some_and(|e| start < e) {
+            return None;
+        }
+        let added = match last.as_mut() {
+            Some(last) if last_end == Some(start) => {
+                let run = last.get_mut();
+                let needed = (run.len() + data.len()).saturating_sub(run.capacity());
+                if needed > room {
+                    return Some(None);
+                }
+                let mut slack = room - needed;
+                append(run, data, &mut slack)
+            }
+            _ => {
+                if cost(data.len()) > room {
+                    return Some(None);
+                }
+                let run = data.to_vec();
+                let added = cost(run.capacity());
+                self.runs.insert(start, run);
+                added
+            }
+        };
+        self.held += added;
+        *budget.total_used += added;
+        Some(Some(Overlap::default()))
     }
 }
 

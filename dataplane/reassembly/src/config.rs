@@ -20,7 +20,8 @@ pub enum OverlapPolicy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReassemblyConfig {
     /// Most flow-table entries (open connections plus recently closed ones kept to absorb late
-    /// segments); the least recently active is evicted beyond it. At least 1 is used.
+    /// segments). Beyond it a closed entry is forgotten, or else the least recently active
+    /// connection (to within 100 ms of capture time) is evicted. At least 1 is used.
     pub max_flows: usize,
     /// Most out-of-order bytes held for one direction of one connection.
     ///

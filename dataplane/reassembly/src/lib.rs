@@ -21,12 +21,28 @@
 //!   connection closes (RST, idle timeout, eviction, reuse, end of input); delivery then resumes
 //!   with the buffered bytes. A FIN alone does not give up on the holes before it, since the
 //!   missing segment may still be retransmitted; the peer's acknowledgment of the FIN does.
+//!   Segments, FINs and acknowledgments more than 1 GiB (the largest TCP window) ahead of the
+//!   next expected byte are ignored and counted rather than turned into giant gaps.
 //! - **Close.** SYN and FIN each take one sequence number. A direction ends when every byte
 //!   before its FIN was delivered or gapped; the connection closes when both ended, at once on
 //!   RST, after the idle timeout (checked on the connection's next segment and by
-//!   [`Reassembler::expire`]), when evicted from a full table, or when a new SYN reuses its
-//!   4-tuple. Closed connections stay in the table for the idle timeout to absorb late segments,
-//!   which are counted, not delivered.
+//!   [`Reassembler::expire`]), when evicted from a full table (least recently active first, to
+//!   within 100 ms of capture time), or when a new SYN reuses its 4-tuple: a SYN with a new ISN
+//!   after a FIN or RST, or far (16 MiB) from the current sequence numbers. Closed connections
+//!   stay in the table for the idle timeout to absorb late segments, which are counted, not
+//!   delivered.
+//! - **Bounds.** Buffered bytes never exceed the per-direction and total limits of
+//!   [`ReassemblyConfig`]; the flow table never exceeds `max_flows` entries. Overflows are
+//!   counted in [`ReassemblyStats`] and surface as gaps or closes, never as panics.
+//! - **Determinism.** Time is the capture timestamps (made monotonic), never a clock; the flow
+//!   table's hasher is randomly keyed but nothing depends on its iteration order. The same
+//!   segments always produce the same events.
+//!
+//! # Cost
+//!
+//! In-order payload costs a flow lookup (with a one-entry cache for runs of one flow) and a few
+//! comparisons, and is handed to the sink without copying or allocating. Out-of-order payload is
+//! copied once into the buffer; segments that continue a buffered run extend it in place.
 
 // Lets the fuzz harness, shared with the tests, name this crate the same way in both places.
 #[cfg(test)]

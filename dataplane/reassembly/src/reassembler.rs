@@ -102,7 +102,7 @@ impl Reassembler {
                     if let Some(flow) = self.table.flow_mut(idx) {
                         flow.last_active = now;
                     }
-                    self.table.touch(idx);
+                    self.table.touch(idx, now);
                     return;
                 }
             } else if syn_only && flow.reused_by(dir, seg.seq) {
@@ -146,7 +146,7 @@ impl Reassembler {
         });
         let flow = Flow::new(id, Endpoint::from(client), now);
         let dir = flow.direction(src);
-        let idx = self.table.insert(key, flow);
+        let idx = self.table.insert(key, flow, now);
         self.process(idx, seg, dir, sink);
     }
 
@@ -159,18 +159,26 @@ impl Reassembler {
     /// connections' events changes.
     pub fn expire(&mut self, now_ns: u64, sink: &mut impl StreamSink) {
         let timeout = self.config.idle_timeout_ns;
-        while let Some(idx) = self.table.oldest_live()
-            && let Some(flow) = self.table.flow(idx)
-            && now_ns.saturating_sub(flow.last_active) > timeout
-        {
-            let ts = flow.last_active.saturating_add(timeout);
-            self.drop_entry(idx, CloseReason::IdleTimeout, ts, sink);
-        }
-        while let Some(idx) = self.table.oldest_retired()
-            && let Some(flow) = self.table.flow(idx)
-            && now_ns.saturating_sub(flow.last_active) > timeout
-        {
-            self.drop_entry(idx, CloseReason::IdleTimeout, now_ns, sink);
+        for retired in [false, true] {
+            let mut cursor = if retired {
+                self.table.oldest_retired()
+            } else {
+                self.table.oldest_live()
+            };
+            // Entries are in the order they were last moved; one moved within the timeout
+            // ends the walk, since it and all after it were active since.
+            while let Some(idx) = cursor
+                && self.table.stale(idx, now_ns, timeout)
+            {
+                cursor = self.table.newer(idx);
+                let Some(flow) = self.table.flow(idx) else {
+                    break;
+                };
+                if now_ns.saturating_sub(flow.last_active) > timeout {
+                    let ts = flow.last_active.saturating_add(timeout);
+                    self.drop_entry(idx, CloseReason::IdleTimeout, ts, sink);
+                }
+            }
         }
     }
 
@@ -197,6 +205,31 @@ impl Reassembler {
         }
     }
 
+    /// Entries (open or closed) idle for longer than the timeout at `now`, by walking them all.
+    #[cfg(test)]
+    pub(crate) fn idle_entries(&self, now: u64) -> usize {
+        let timeout = self.config.idle_timeout_ns;
+        let mut count = 0;
+        for retired in [false, true] {
+            let mut cursor = if retired {
+                self.table.oldest_retired()
+            } else {
+                self.table.oldest_live()
+            };
+            while let Some(idx) = cursor {
+                cursor = self.table.newer(idx);
+                if self
+                    .table
+                    .flow(idx)
+                    .is_some_and(|f| now.saturating_sub(f.last_active) > timeout)
+                {
+                    count += 1;
+                }
+            }
+        }
+        count
+    }
+
     /// Hands a segment to the open connection at `idx`.
     fn process<S: StreamSink + ?Sized>(
         &mut self,
@@ -220,9 +253,9 @@ impl Reassembler {
         match flow.segment(seg, dir, &mut cx) {
             Some(reason) => {
                 flow.close(reason, &mut cx);
-                self.table.retire(idx);
+                self.table.retire(idx, self.clock);
             }
-            None => self.table.touch(idx),
+            None => self.table.touch(idx, self.clock),
         }
     }
 

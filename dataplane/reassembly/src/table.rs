@@ -1,8 +1,16 @@
 //! The flow table: connections by direction-independent key, in a slab with two intrusive
 //! least-recently-active lists (open connections, and closed ones kept to absorb late segments),
 //! so eviction and idle expiry take the oldest entry in O(1).
+//!
+//! Moving an entry to the tail of its list touches its neighbours, which with many flows are
+//! cache misses on every segment. So an entry is only moved when it was last moved at least
+//! [`LRU_GRANULARITY_NS`] of capture time ago: the lists are ordered by the time of the last
+//! move (the entry's *stamp*), and each entry's last activity is at or after its stamp. Eviction
+//! is least recently active to within that granularity; idle expiry stays exact (see
+//! [`FlowTable::stale`]).
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 use crate::flow::Flow;
@@ -33,10 +41,29 @@ impl From<SocketAddr> for Endpoint {
 }
 
 /// A connection's key: the same for both directions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FlowKey {
     lo: Endpoint,
     hi: Endpoint,
+}
+
+impl Hash for FlowKey {
+    /// Feeds the hasher as few words as the key needs, without losing any bit (so collisions
+    /// cannot be aimed at the randomly keyed hasher).
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let ports = u64::from(self.lo.port)
+            | u64::from(self.hi.port) << 16
+            | u64::from(self.lo.v6) << 32
+            | u64::from(self.hi.v6) << 33;
+        if self.lo.v6 || self.hi.v6 {
+            h.write_u128(self.lo.ip);
+            h.write_u128(self.hi.ip);
+        } else {
+            // IPv4 addresses fit 32 bits each.
+            h.write_u64((self.lo.ip as u64) << 32 | self.hi.ip as u64);
+        }
+        h.write_u64(ports);
+    }
 }
 
 impl FlowKey {
@@ -53,12 +80,17 @@ impl FlowKey {
 /// No entry.
 const NIL: u32 = u32::MAX;
 
+/// Capture time within which repeated activity does not move an entry in its list.
+pub(crate) const LRU_GRANULARITY_NS: u64 = 100_000_000;
+
 #[derive(Debug)]
 struct Entry {
     key: FlowKey,
     flow: Flow,
     prev: u32,
     next: u32,
+    /// When the entry was last moved to the tail of its list.
+    stamp: u64,
     /// Which list the entry is on.
     retired: bool,
 }
@@ -87,6 +119,8 @@ pub(crate) struct FlowTable {
     free: Vec<u32>,
     live: List,
     retired: List,
+    /// The last entry found: consecutive segments of one flow skip the hash lookup.
+    last: Option<(FlowKey, u32)>,
 }
 
 impl FlowTable {
@@ -98,6 +132,7 @@ impl FlowTable {
             free: Vec::new(),
             live: List::EMPTY,
             retired: List::EMPTY,
+            last: None,
         }
     }
 
@@ -112,8 +147,15 @@ impl FlowTable {
     }
 
     /// The entry of `key`.
-    pub fn find(&self, key: &FlowKey) -> Option<u32> {
-        self.map.get(key).copied()
+    pub fn find(&mut self, key: &FlowKey) -> Option<u32> {
+        if let Some((last, idx)) = self.last
+            && last == *key
+        {
+            return Some(idx);
+        }
+        let idx = self.map.get(key).copied()?;
+        self.last = Some((*key, idx));
+        Some(idx)
     }
 
     /// The flow of entry `idx`.
@@ -136,13 +178,26 @@ impl FlowTable {
         (self.retired.head != NIL).then_some(self.retired.head)
     }
 
-    /// Adds an open connection as the most recently active one.
-    pub fn insert(&mut self, key: FlowKey, flow: Flow) -> u32 {
+    /// The entry after `idx` in its list (more recently active).
+    pub fn newer(&self, idx: u32) -> Option<u32> {
+        self.slot(idx).map(|e| e.next).filter(|&next| next != NIL)
+    }
+
+    /// Whether the entry at `idx`, and so every entry after it in its list, was moved to the
+    /// tail at most `within` before `now`: none of them can have been idle for longer than that.
+    pub fn stale(&self, idx: u32, now: u64, within: u64) -> bool {
+        self.slot(idx)
+            .is_some_and(|e| now.saturating_sub(e.stamp) > within)
+    }
+
+    /// Adds an open connection as the most recently active one, at time `now`.
+    pub fn insert(&mut self, key: FlowKey, flow: Flow, now: u64) -> u32 {
         let entry = Entry {
             key,
             flow,
             prev: NIL,
             next: NIL,
+            stamp: now,
             retired: false,
         };
         let idx = match self.free.pop() {
@@ -169,31 +224,42 @@ impl FlowTable {
         self.unlink(idx);
         let entry = self.slots.get_mut(idx as usize)?.take()?;
         self.map.remove(&entry.key);
+        if self.last.is_some_and(|(_, last)| last == idx) {
+            self.last = None;
+        }
         self.free.push(idx);
         Some(entry.flow)
     }
 
-    /// Marks an entry as the most recently active of its list.
-    pub fn touch(&mut self, idx: u32) {
+    /// Marks an entry as active at `now` (the reassembler's monotonic clock): moves it to the
+    /// tail of its list unless it was moved there less than [`LRU_GRANULARITY_NS`] ago.
+    pub fn touch(&mut self, idx: u32, now: u64) {
         let Some(entry) = self.slot(idx) else {
             return;
         };
-        let list = if entry.retired {
-            self.retired
+        if now.saturating_sub(entry.stamp) < LRU_GRANULARITY_NS {
+            return;
+        }
+        let tail = if entry.retired {
+            self.retired.tail
         } else {
-            self.live
+            self.live.tail
         };
-        if list.tail != idx {
+        if tail != idx {
             self.unlink(idx);
             self.push_tail(idx);
         }
+        if let Some(entry) = self.slot_mut(idx) {
+            entry.stamp = now;
+        }
     }
 
-    /// Moves an entry from the open to the closed list, as the most recent.
-    pub fn retire(&mut self, idx: u32) {
+    /// Moves an entry from the open to the closed list, as the most recent, at `now`.
+    pub fn retire(&mut self, idx: u32, now: u64) {
         self.unlink(idx);
         if let Some(entry) = self.slot_mut(idx) {
             entry.retired = true;
+            entry.stamp = now;
         }
         self.push_tail(idx);
     }
@@ -287,20 +353,31 @@ mod tests {
                 t.insert(
                     FlowKey::new(ep(i), ep(100)),
                     Flow::new(ConnId(u64::from(i)), ep(i), 0),
+                    0,
                 )
             })
             .collect();
         assert_eq!(t.oldest_live(), Some(ids[0]));
-        t.touch(ids[0]);
+        // Within the granularity, activity does not reorder.
+        t.touch(ids[0], LRU_GRANULARITY_NS - 1);
+        assert_eq!(t.oldest_live(), Some(ids[0]));
+        t.touch(ids[0], LRU_GRANULARITY_NS);
         assert_eq!(t.oldest_live(), Some(ids[1]));
-        t.retire(ids[1]);
+        assert_eq!(t.newer(ids[1]), Some(ids[2]));
+        assert!(t.stale(ids[1], LRU_GRANULARITY_NS, 0));
+        assert!(!t.stale(ids[0], LRU_GRANULARITY_NS, 0));
+        t.retire(ids[1], LRU_GRANULARITY_NS);
         assert_eq!((t.live_len(), t.len()), (3, 4));
         assert_eq!(t.oldest_live(), Some(ids[2]));
         assert_eq!(t.oldest_retired(), Some(ids[1]));
         assert!(t.remove(ids[1]).is_some());
         assert_eq!(t.oldest_retired(), None);
         assert_eq!(t.find(&FlowKey::new(ep(1), ep(100))), None);
-        let again = t.insert(FlowKey::new(ep(9), ep(100)), Flow::new(ConnId(9), ep(9), 0));
+        let again = t.insert(
+            FlowKey::new(ep(9), ep(100)),
+            Flow::new(ConnId(9), ep(9), 0),
+            LRU_GRANULARITY_NS,
+        );
         assert_eq!(again, ids[1]);
         let order: Vec<u32> = std::iter::from_fn(|| {
             let idx = t.oldest_live()?;

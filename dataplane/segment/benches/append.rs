@@ -1,6 +1,7 @@
 //! Append throughput: 200-byte frames (the import path's packets and small records) and 64 KiB
-//! frames, into one fresh segment (`SegmentWriter`, page faults of the new file included) and
-//! through a rolling directory (`SegmentDirWriter`, roll-over and sealing included).
+//! frames, into one fresh segment (`SegmentWriter`, page faults of the new file included), into a
+//! prefaulted one (the copy and checksum alone) and through a rolling directory
+//! (`SegmentDirWriter`, roll-over, background preparation and sealing included).
 //!
 //! Run: `cargo bench -p tapline-segment --bench append`.
 
@@ -34,6 +35,32 @@ fn bench_append(c: &mut Criterion) {
                     let p = dir.path().join(format!("w-{size}-{n}.seg"));
                     last = Some(p.clone());
                     SegmentWriter::create(&p, SegmentKind::Packets, n, capacity).expect("create")
+                },
+                |w| {
+                    for _ in 0..frames {
+                        black_box(w.append(black_box(&payload)).expect("append"));
+                    }
+                },
+                BatchSize::PerIteration,
+            );
+        });
+
+        // The hot path alone: a segment whose pages are already faulted in, as the directory
+        // writer's background preparation leaves them.
+        let mut last: Option<PathBuf> = None;
+        group.bench_function(format!("segment_writer_prefaulted/{size}B"), |b| {
+            b.iter_batched_ref(
+                || {
+                    if let Some(p) = last.take() {
+                        let _ = std::fs::remove_file(p);
+                    }
+                    n += 1;
+                    let p = dir.path().join(format!("w-{size}-{n}.seg"));
+                    last = Some(p.clone());
+                    let mut w = SegmentWriter::create(&p, SegmentKind::Packets, n, capacity)
+                        .expect("create");
+                    w.prefault().expect("prefault");
+                    w
                 },
                 |w| {
                     for _ in 0..frames {

@@ -87,7 +87,7 @@ impl SegmentDirWriter {
     /// Opens `dir` (creating it if needed) and starts a new segment after the highest sequence of
     /// `kind` already there, then applies `retention` to the segments present.
     ///
-    /// Earlier segments are left as they are; run [`recover`](crate::recover) on one a crashed
+    /// Earlier segments are left as they are; run [`recover`](crate::recover()) on one a crashed
     /// writer left unsealed.
     ///
     /// # Errors

@@ -8,7 +8,7 @@
 //! - [`SegmentWriter`] appends to one segment (a memcpy plus a crc32c per frame, no allocation,
 //!   no system call); [`SharedSegment`] lets other threads read what it has appended.
 //! - [`Segment`] maps a file read-only and iterates its [`Frames`], checking each.
-//! - [`recover`] truncates a torn tail after a crash.
+//! - [`recover()`] truncates a torn tail after a crash.
 //! - [`SegmentDirWriter`] writes `{kind}-{sequence:06}.seg` files in sequence, rolling over and
 //!   applying [`Retention`].
 //!

@@ -75,7 +75,25 @@ pub enum CaptureError {
 #[derive(Debug)]
 pub struct CaptureFile {
     path: PathBuf,
-    map: Mmap,
+    map: Bytes,
+}
+
+/// Where a capture's bytes live: a read-only mapping of a file, or memory (tests, fuzzing).
+#[derive(Debug)]
+enum Bytes {
+    Map(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Map(map) => map,
+            Bytes::Owned(bytes) => bytes,
+        }
+    }
 }
 
 impl CaptureFile {
@@ -101,7 +119,23 @@ impl CaptureFile {
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
         let capture = CaptureFile {
             path: path.to_path_buf(),
-            map,
+            map: Bytes::Map(map),
+        };
+        capture.kind()?;
+        Ok(capture)
+    }
+
+    /// A capture held in memory; `name` stands for the path in error messages.
+    ///
+    /// # Errors
+    /// When the bytes are empty or neither pcap nor pcapng.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Self, CaptureError> {
+        if bytes.is_empty() {
+            return Err(CaptureError::Empty { path: name.into() });
+        }
+        let capture = CaptureFile {
+            path: name.into(),
+            map: Bytes::Owned(bytes),
         };
         capture.kind()?;
         Ok(capture)

@@ -3,7 +3,9 @@
 //! Every source yields [`RawPacket`]s; the import and live pipelines do not care which source
 //! produced them.
 
+pub mod ebpf;
 pub mod file;
+pub mod span;
 
 pub use file::{CaptureError, CaptureFile, PacketIter};
 

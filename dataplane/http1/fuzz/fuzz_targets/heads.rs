@@ -1,9 +1,14 @@
 //! The stored-head views and the body decoder on arbitrary bytes: no panic, and decoded
 //! output within its limit.
+//!
+//! Run: `cargo +nightly fuzz run heads corpus/heads seeds/heads -- -dict=http1.dict`
+//! (from `dataplane/http1/fuzz`; `seeds/` holds hand-written starting inputs).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tapline_http1::{decode_body, looks_like_request, looks_like_response, parse_request_head, parse_response_head};
+use tapline_http1::{
+    decode_body, looks_like_request, looks_like_response, parse_request_head, parse_response_head,
+};
 
 fuzz_target!(|data: &[u8]| {
     let _ = looks_like_request(data);

@@ -1,6 +1,9 @@
 //! Arbitrary bytes, cut into interleaved request and response chunks with occasional gaps and
 //! ends, fed to one connection parser: it must not panic, and what it hands out must respect
 //! its bounds.
+//!
+//! Run: `cargo +nightly fuzz run stream corpus/stream seeds/stream -- -dict=http1.dict`
+//! (from `dataplane/http1/fuzz`; `seeds/` holds hand-written starting inputs).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -21,7 +24,11 @@ fuzz_target!(|data: &[u8]| {
     let mut rest = data;
     // Each chunk: a control byte, then up to 63 bytes of payload.
     while let Some((&ctl, tail)) = rest.split_first() {
-        let dir = if ctl & 0x80 == 0 { Direction::ToServer } else { Direction::ToClient };
+        let dir = if ctl & 0x80 == 0 {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        };
         let len = usize::from(ctl & 0x3f).min(tail.len());
         ts += u64::from(ctl & 0x03);
         match ctl & 0x40 {
@@ -46,7 +53,10 @@ fuzz_target!(|data: &[u8]| {
         for m in x.request.iter().chain(x.response.iter()) {
             assert!(m.head.len() <= cfg.max_head_bytes, "head over the limit");
             assert!(m.body.len() <= cfg.max_body_bytes, "body over the limit");
-            assert!(m.body.len() as u64 <= m.body_wire_len, "body longer than on the wire");
+            assert!(
+                m.body.len() as u64 <= m.body_wire_len,
+                "body longer than on the wire"
+            );
             assert!(m.start_ns <= m.end_ns, "time runs backwards");
         }
         assert!(x.interim.len() <= 16);

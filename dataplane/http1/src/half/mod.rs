@@ -9,6 +9,7 @@
 //! many bytes it took, so the caller can hold the rest.
 
 mod body;
+mod loss;
 mod resync;
 
 use crate::detect::{LineKind, find_head_end};
@@ -283,11 +284,16 @@ impl Half {
         self.msg.end_ns = ts;
         if self.buf.is_empty() {
             return match parse_head(self.role == Role::Request, data) {
-                HeadParse::Complete(n, info) => {
+                HeadParse::Complete(n, info) if n <= self.max_head => {
                     self.msg
                         .head
                         .extend_from_slice(data.get(..n).unwrap_or(data));
                     self.begin_body(info, n, sink)
+                }
+                HeadParse::Complete(n, _) => {
+                    self.head_error(data.get(..self.max_head).unwrap_or(data), sink);
+                    self.lose_sync(true);
+                    Step::Go(n)
                 }
                 HeadParse::Partial if data.len() < self.max_head => {
                     self.buf.extend_from_slice(data);
@@ -319,6 +325,15 @@ impl Half {
             };
         }
         let old = self.buf.len();
+        if old > self.max_head {
+            // A start line found far back in the scan window: too long to be a head.
+            let mut head = std::mem::take(&mut self.buf);
+            head.truncate(self.max_head);
+            self.head_error(&head, sink);
+            self.buf = head;
+            self.lose_sync(false);
+            return Step::Go(0);
+        }
         let take = self.max_head.saturating_sub(old).min(data.len());
         self.buf.extend_from_slice(data.get(..take).unwrap_or(data));
         let Some(end) = find_head_end(&self.buf, self.scan_pos) else {
@@ -356,7 +371,9 @@ impl Half {
     fn head_error(&mut self, head: &[u8], sink: &mut impl Sink) {
         self.parse_errors += 1;
         self.msg.head.clear();
-        self.msg.head.extend_from_slice(head);
+        self.msg
+            .head
+            .extend_from_slice(head.get(..self.max_head).unwrap_or(head));
         self.flags |= Flags::PARSE_ERROR | Flags::INCOMPLETE;
         if self.role == Role::Request {
             sink.request_head(Method::Other, self.msg.start_ns, false);
@@ -466,84 +483,6 @@ impl Half {
                 None
             }
         }
-    }
-
-    /// Reports the message in progress, whose head is not complete, as cut short.
-    fn cut_head(&mut self, sink: &mut impl Sink) {
-        if self.role == Role::Response && !self.have_target {
-            match sink.response_target(self.msg.start_ns) {
-                Some(m) => {
-                    self.method = m;
-                    self.have_target = true;
-                }
-                None => {
-                    self.skipped += self.buf.len() as u64;
-                    self.buf.clear();
-                    self.started = false;
-                    return;
-                }
-            }
-        }
-        self.msg.head = std::mem::take(&mut self.buf);
-        self.flags |= Flags::INCOMPLETE;
-        if self.role == Role::Request {
-            sink.request_head(Method::Other, self.msg.start_ns, false);
-        }
-        self.pause_after = false;
-        self.complete(sink, RespKind::Final);
-    }
-
-    /// `len` bytes at `ts` are missing from this direction.
-    pub(crate) fn gap(&mut self, ts: u64, len: u64, sink: &mut impl Sink) {
-        if len == 0 {
-            return;
-        }
-        match self.state {
-            State::Done => {}
-            State::Resync => {
-                self.skipped += self.buf.len() as u64;
-                match self.role {
-                    // The gap may hold the answer to a request sent before it.
-                    Role::Response => sink.response_lost(ts),
-                    Role::Request => sink.request_unknown(),
-                }
-                self.lose_sync(false);
-            }
-            State::Head if !self.started => {
-                if self.synced {
-                    match self.role {
-                        Role::Request => sink.request_lost(ts),
-                        Role::Response => sink.response_lost(ts),
-                    }
-                }
-                self.lose_sync(false);
-            }
-            State::Head => {
-                self.flags |= Flags::GAP;
-                self.msg.end_ns = ts;
-                self.cut_head(sink);
-                self.lose_sync(false);
-            }
-            State::Body => self.body_gap(ts, len, sink),
-        }
-    }
-
-    /// This direction ended (FIN) at `ts`.
-    pub(crate) fn end(&mut self, _ts: u64, sink: &mut impl Sink) {
-        match self.state {
-            State::Done => {}
-            State::Resync => self.skipped += self.buf.len() as u64,
-            State::Head if !self.started => {}
-            State::Head => self.cut_head(sink),
-            State::Body => {
-                if self.body != Body::Close {
-                    self.flags |= Flags::INCOMPLETE;
-                }
-                self.pause_after = false;
-                self.complete(sink, RespKind::Final);
-            }
-        }
-        self.abandon();
     }
 }
 

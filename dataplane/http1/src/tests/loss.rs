@@ -250,8 +250,10 @@ fn interim_responses_are_bounded() {
 #[test]
 fn odd_transfer_codings() {
     let mut r = Run::new();
-    r.req(1, b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n").req(2, &get("/next"));
-    r.resp(3, b"HTTP/1.1 400 Bad\r\nContent-Length: 0\r\n\r\n").resp(4, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nraw");
+    r.req(1, b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n")
+        .req(2, &get("/next"));
+    r.resp(3, b"HTTP/1.1 400 Bad\r\nContent-Length: 0\r\n\r\n")
+        .resp(4, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nraw");
     r.resp_end(5);
     let xs = r.take();
     assert_eq!(xs.len(), 2, "{:?}", summary(&xs));
@@ -275,8 +277,11 @@ fn seeded_losses_never_mispair_clean_exchanges() {
                 get(&format!("/{i}"))
             };
             let resp = if i % 4 == 1 {
-                format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{i}\r\n0\r\n\r\n", i.to_string().len())
-                    .into_bytes()
+                format!(
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{i}\r\n0\r\n\r\n",
+                    i.to_string().len()
+                )
+                .into_bytes()
             } else {
                 ok(&i.to_string())
             };
@@ -319,39 +324,69 @@ fn seeded_losses_never_mispair_clean_exchanges() {
                 continue;
             }
             clean += 1;
-            let path = line(request(x)).split(' ').nth(1).unwrap().trim_start_matches('/').to_string();
-            assert_eq!(response(x).body, path.as_bytes(), "seed {seed}: {:?}", summary(&xs));
+            let path = line(request(x))
+                .split(' ')
+                .nth(1)
+                .unwrap()
+                .trim_start_matches('/')
+                .to_string();
+            assert_eq!(
+                response(x).body,
+                path.as_bytes(),
+                "seed {seed}: {:?}",
+                summary(&xs)
+            );
         }
         // Losses cost at most the exchanges they touch and the one after.
-        assert!(clean + 2 * (12 - clean_expected) >= 12, "seed {seed}: {:?}", summary(&xs));
+        assert!(
+            clean + 2 * (12 - clean_expected) >= 12,
+            "seed {seed}: {:?}",
+            summary(&xs)
+        );
     }
 }
 
-/// Pipelined batches with seeded losses: unflagged exchanges are still paired right.
+/// Pipelined batches with seeded gaps inside bodies: sync is kept, so every exchange pairs
+/// right and only the touched ones are flagged.
+///
+/// (A gap that swallows a whole unknown number of pipelined messages cannot be paired back
+/// reliably; that case is not asserted.)
 #[test]
-fn seeded_losses_in_pipelined_batches() {
+fn seeded_body_gaps_in_pipelined_batches_keep_pairing() {
     for seed in 1..300u64 {
         let mut rng = Lcg(seed);
         let mut r = Run::new();
         let mut ts = 0;
+        let mut touched = 0;
         for batch in 0..4 {
             let ids: Vec<usize> = (0..3).map(|k| batch * 3 + k).collect();
             let mut reqs = Vec::new();
             let mut resps = Vec::new();
+            let mut bodies = Vec::new();
             for &i in &ids {
-                reqs.extend(get(&format!("/{i}")));
-                resps.extend(ok(&i.to_string()));
+                reqs.extend(format!("POST /{i} HTTP/1.1\r\nContent-Length: 20\r\n\r\n").as_bytes());
+                let body_at = reqs.len();
+                reqs.extend(format!("{i:020}").as_bytes());
+                resps.extend(ok(&format!("{i:020}")));
+                bodies.push(body_at);
             }
             for (is_req, bytes) in [(true, reqs), (false, resps)] {
                 ts += 10;
-                let lose = rng.next(4) == 0;
-                let (a, b) = if lose {
-                    let at = rng.next(bytes.len());
-                    (at, at + 1 + rng.next((bytes.len() - at).min(30)))
+                let dir = if is_req { ToServer } else { ToClient };
+                let (a, b) = if rng.next(3) == 0 {
+                    // Inside the body of one message of the batch.
+                    let k = rng.next(3);
+                    let body_at = if is_req {
+                        bodies[k]
+                    } else {
+                        (k + 1) * ok(&"0".repeat(20)).len() - 20
+                    };
+                    let at = body_at + rng.next(20);
+                    touched += 1;
+                    (at, at + 1 + rng.next(body_at + 20 - at))
                 } else {
                     (bytes.len(), bytes.len())
                 };
-                let dir = if is_req { ToServer } else { ToClient };
                 r.conn.data(dir, ts, &bytes[..a], &mut r.out);
                 if b > a {
                     r.conn.gap(dir, ts + 1, (b - a) as u64, &mut r.out);
@@ -361,9 +396,20 @@ fn seeded_losses_in_pipelined_batches() {
         }
         r.close(ts + 100);
         let xs = r.take();
-        for x in xs.iter().filter(|x| x.flags.is_empty()) {
-            let path = line(request(x)).split(' ').nth(1).unwrap().trim_start_matches('/').to_string();
-            assert_eq!(response(x).body, path.as_bytes(), "seed {seed}: {:?}", summary(&xs));
+        assert_eq!(xs.len(), 12, "seed {seed}: {:?}", summary(&xs));
+        let flagged = xs.iter().filter(|x| !x.flags.is_empty()).count();
+        assert!(flagged <= touched, "seed {seed}: {:?}", summary(&xs));
+        for (i, x) in xs.iter().enumerate() {
+            assert_eq!(
+                line(request(x)),
+                format!("POST /{i} HTTP/1.1"),
+                "seed {seed}"
+            );
+            assert!(
+                x.flags.is_empty() || x.flags == Flags::GAP | Flags::INCOMPLETE,
+                "seed {seed}"
+            );
+            assert_eq!(response(x).body_wire_len, 20);
         }
     }
 }

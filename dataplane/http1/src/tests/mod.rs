@@ -3,6 +3,7 @@
 
 mod framing;
 mod loss;
+mod regressions;
 mod roles;
 
 use tapline_reassembly::Direction::{ToClient, ToServer};

@@ -164,7 +164,21 @@ fn held_response_released_by_a_gap_on_the_unsynced_request_side() {
     assert!(r.out.is_empty());
     r.req_gap(3, 100);
     let xs = r.take();
-    assert_eq!(summary(&xs), vec![("".into(), "HTTP/1.1 200 OK".into(), Flags::NO_REQUEST | Flags::INCOMPLETE)]);
+    assert_eq!(
+        summary(&xs),
+        vec![(
+            "".into(),
+            "HTTP/1.1 200 OK".into(),
+            Flags::NO_REQUEST | Flags::INCOMPLETE
+        )]
+    );
     r.req(4, &get("/n")).resp(5, &ok("n"));
-    assert_eq!(summary(&r.take()), vec![("GET /n HTTP/1.1".into(), "HTTP/1.1 200 OK".into(), Flags::NONE)]);
+    assert_eq!(
+        summary(&r.take()),
+        vec![(
+            "GET /n HTTP/1.1".into(),
+            "HTTP/1.1 200 OK".into(),
+            Flags::NONE
+        )]
+    );
 }

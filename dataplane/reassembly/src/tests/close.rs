@@ -118,9 +118,10 @@ fn syn_payload_starts_at_offset_zero() {
 
 #[test]
 fn finish_delivers_buffered_bytes_with_gaps_ends_and_closes_every_flow() {
-    let (mut r, mut sink, conn, id) = open();
+    let (mut r, mut sink, mut conn, id) = open();
     let other = Conn::new(40001);
     other.handshake(&mut r, &mut sink);
+    conn.ts += crate::table::LRU_GRANULARITY_NS;
     r.segment(&conn.c(2, b"cd"), &mut sink);
     r.segment(&conn.c(6, b"gh"), &mut sink);
     r.segment(&conn.seg(S, SISN + 3, 0, FIN | PSH, b"z"), &mut sink);

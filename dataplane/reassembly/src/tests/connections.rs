@@ -1,6 +1,7 @@
 //! Connection identity: who is the client, flow keys, ids, reuse, idle timeout, eviction.
 
 use super::*;
+use crate::table::LRU_GRANULARITY_NS;
 
 #[test]
 fn syn_sender_is_client_and_both_directions_share_a_flow() {
@@ -269,19 +270,43 @@ fn full_table_evicts_the_least_recently_active_flow() {
     };
     let mut r = Reassembler::new(config);
     let mut sink = Recorder::default();
-    let conns: Vec<Conn> = (0..4).map(|i| Conn::new(40000 + i)).collect();
+    let mut conns: Vec<Conn> = (0..4).map(|i| Conn::new(40000 + i)).collect();
+    // Recency counts to within LRU_GRANULARITY_NS of capture time: space the activity out.
+    let step = LRU_GRANULARITY_NS;
     conns[0].handshake(&mut r, &mut sink);
     conns[1].handshake(&mut r, &mut sink);
+    conns[1].ts += step;
     r.segment(&conns[1].c(1, b"buffered"), &mut sink);
+    conns[2].ts += 2 * step;
     conns[2].handshake(&mut r, &mut sink);
     // Touch the first; the second is now the least recently active.
+    conns[0].ts += 3 * step;
     r.segment(&conns[0].c(0, b"x"), &mut sink);
+    conns[3].ts += 3 * step;
     conns[3].handshake(&mut r, &mut sink);
     let ids: Vec<ConnId> = sink.opened().iter().map(|i| i.id).collect();
     assert_eq!(sink.closes(), vec![(ids[1], CloseReason::Evicted)]);
     assert_eq!(sink.text(ids[1], C), "<1>buffered");
     assert_eq!(r.stats().evicted_flows, 1);
     assert_eq!(r.flow_count(), 3);
+}
+
+#[test]
+fn activity_within_the_lru_granularity_does_not_reorder() {
+    let config = ReassemblyConfig {
+        max_flows: 2,
+        ..ReassemblyConfig::default()
+    };
+    let mut r = Reassembler::new(config);
+    let mut sink = Recorder::default();
+    let mut conns: Vec<Conn> = (0..3).map(|i| Conn::new(40000 + i)).collect();
+    conns[0].handshake(&mut r, &mut sink);
+    conns[1].handshake(&mut r, &mut sink);
+    conns[0].ts += LRU_GRANULARITY_NS - 1;
+    r.segment(&conns[0].c(0, b"x"), &mut sink);
+    conns[2].handshake(&mut r, &mut sink);
+    let ids: Vec<ConnId> = sink.opened().iter().map(|i| i.id).collect();
+    assert_eq!(sink.closes(), vec![(ids[0], CloseReason::Evicted)]);
 }
 
 #[test]
@@ -324,5 +349,8 @@ fn syn_from_the_server_side_after_data_is_a_new_connection() {
     r.segment(&conn.seg(S, SISN + (1 << 30), 0, SYN, b""), &mut sink);
     assert_eq!(sink.closes(), vec![(id, CloseReason::Reused)]);
     let opened = sink.opened();
-    assert_eq!((opened[1].client, opened[1].server), (conn.server, conn.client));
+    assert_eq!(
+        (opened[1].client, opened[1].server),
+        (conn.server, conn.client)
+    );
 }

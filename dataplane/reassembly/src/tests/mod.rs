@@ -232,7 +232,10 @@ fn flags_and_directions() {
     assert!(TcpFlags(TcpFlags::FIN | TcpFlags::RST).fin());
     assert_eq!(format!("{f:?}"), "SYN|ACK");
     assert_eq!(format!("{:?}", TcpFlags(0)), "-");
-    assert_eq!(format!("{:?}", TcpFlags(0xff)), "FIN|SYN|RST|PSH|ACK|URG|ECE|CWR");
+    assert_eq!(
+        format!("{:?}", TcpFlags(0xff)),
+        "FIN|SYN|RST|PSH|ACK|URG|ECE|CWR"
+    );
     assert_eq!(C.reverse(), S);
     assert_eq!(S.reverse(), C);
 }

@@ -383,7 +383,10 @@ fn zero_buffer_limit_gaps_every_hole_at_once() {
 fn segments_beyond_the_largest_window_are_ignored() {
     let (mut r, mut sink, conn, id) = open();
     r.segment(&conn.c((1 << 30) + 1, b"far"), &mut sink);
-    r.segment(&conn.seg(C, CISN + 1 + (1 << 30) + 10, 0, FIN, b""), &mut sink);
+    r.segment(
+        &conn.seg(C, CISN + 1 + (1 << 30) + 10, 0, FIN, b""),
+        &mut sink,
+    );
     assert_eq!(r.stats().out_of_window, 2);
     assert_eq!(r.buffered_bytes(), 0);
     r.segment(&conn.c(0, b"near"), &mut sink);

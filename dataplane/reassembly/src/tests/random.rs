@@ -246,7 +246,8 @@ fn tiny_buffers_still_deliver_every_byte_in_its_place() {
 
 /// Arbitrary segments over a few flows: random flags, sequence numbers near each flow's
 /// stream, random payloads and times.
-fn chaos(rng: &mut Rng, count: usize) -> Vec<(TcpSegment<'static>, usize)> {
+/// `tick` scales the time between segments.
+fn chaos(rng: &mut Rng, count: usize, tick: u64) -> Vec<(TcpSegment<'static>, usize)> {
     static BYTES: [u8; 2048] = {
         let mut b = [0u8; 2048];
         let mut i = 0;
@@ -267,7 +268,7 @@ fn chaos(rng: &mut Rng, count: usize) -> Vec<(TcpSegment<'static>, usize)> {
             if a == b {
                 b = SocketAddr::from(([10, 0, 1, 1], 80));
             }
-            ts += rng.below(3_000) as u64;
+            ts += rng.below(3_000) as u64 * tick;
             let start = rng.below(BYTES.len());
             let len = rng.below(300).min(BYTES.len() - start);
             let seg = TcpSegment {
@@ -289,7 +290,7 @@ fn the_same_segments_always_give_the_same_events() {
     for seed in 0..50u64 {
         let run = || {
             let mut rng = Rng(3_000 + seed);
-            let segs = chaos(&mut rng, 2_000);
+            let segs = chaos(&mut rng, 2_000, 1);
             let mut r = Reassembler::new(ReassemblyConfig {
                 max_flows: 3,
                 max_buffered_per_direction: 2_000,
@@ -313,5 +314,38 @@ fn the_same_segments_always_give_the_same_events() {
         let first = run();
         assert!(!first.0.is_empty());
         assert_eq!(first, run(), "seed {seed}");
+    }
+}
+
+#[test]
+fn expire_is_complete_and_changes_no_connections_events() {
+    for seed in 0..50u64 {
+        // Ticks long enough for activity to move entries in the LRU lists, or too short to.
+        let tick = if seed % 2 == 0 { 1 } else { 50_000 };
+        let run = |expire_every: usize| {
+            let mut rng = Rng(4_000 + seed);
+            let segs = chaos(&mut rng, 2_000, tick);
+            let mut r = Reassembler::new(ReassemblyConfig {
+                idle_timeout_ns: 10_000 * tick,
+                ..ReassemblyConfig::default()
+            });
+            let mut sink = Recorder::default();
+            for (seg, i) in &segs {
+                r.segment(seg, &mut sink);
+                if expire_every > 0 && i % expire_every == 0 {
+                    r.expire(seg.ts_ns, &mut sink);
+                    assert_eq!(r.idle_entries(seg.ts_ns), 0, "expire left idle entries");
+                }
+            }
+            r.finish(&mut sink);
+            sink.per_conn()
+        };
+        let lazy = run(0);
+        assert!(
+            lazy.len() > 1,
+            "seed {seed}: the input should time some flows out"
+        );
+        assert_eq!(lazy, run(1), "seed {seed}");
+        assert_eq!(lazy, run(13), "seed {seed}");
     }
 }

@@ -1,0 +1,588 @@
+//! Live capture into a snapshot: an interface through the eBPF programs
+//! ([`crate::capture::ebpf`]) or a SPAN port through a promiscuous packet ring
+//! ([`crate::capture::span`]), fed through the same [`Pipeline`] as a file import, so a live
+//! capture yields the same RRPairs as importing a pcap of the same traffic.
+//!
+//! [`run`] enters the network namespace if asked (before any thread starts, so the workers
+//! live there too), attaches, drains the source every few milliseconds until the stop flag is
+//! raised or the duration ends, reports a status from time to time, detaches, drains what is
+//! left, and seals the snapshot. A checkpoint manifest is rewritten every few seconds, so the
+//! segments of a capture killed with `kill -9` stay readable with `tapline inspect`.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tapline_xdp::{AttachError, ifindex_of};
+pub use tapline_xdp::{CaptureConfig, Cidr, DEFAULT_RING_BYTES, Filter, FilterError, IngressHook};
+
+use crate::capture::RawPacket;
+use crate::capture::ebpf::{DRAIN_BATCH, EbpfSource};
+use crate::capture::span::{SpanConfig, SpanError, SpanSocket};
+use crate::import::{ImportError, ImportOptions, Pipeline};
+use crate::packet::{Decoded, decode, link as linktype};
+use crate::snapshot::{Counts, Manifest, Source, TimeRange};
+
+/// How long the loop sleeps when the source is empty.
+const IDLE_SLEEP: Duration = Duration::from_millis(2);
+/// How often the checkpoint manifest is rewritten.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+/// Distinct flows counted for the status line before the count saturates.
+const MAX_COUNTED_FLOWS: usize = 1 << 20;
+/// What a checkpoint manifest says while the capture runs.
+pub const CHECKPOINT_NOTE: &str =
+    "capture still running, or stopped before it finished: counts are those of the last checkpoint";
+
+/// What to capture from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveSource {
+    /// An interface of this host, through the XDP and TC programs.
+    Interface(String),
+    /// A SPAN / mirror port, through a promiscuous packet ring.
+    Span(String),
+}
+
+impl LiveSource {
+    /// The interface's name.
+    pub fn interface(&self) -> &str {
+        match self {
+            LiveSource::Interface(name) | LiveSource::Span(name) => name,
+        }
+    }
+}
+
+/// Settings of one live capture.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Where packets come from.
+    pub source: LiveSource,
+    /// A named network namespace (`/run/netns/NAME`) to enter first.
+    pub netns: Option<String>,
+    /// Snap length, ring size and filters.
+    pub capture: CaptureConfig,
+    /// Stop after this long (`None`: at the stop flag only).
+    pub duration: Option<Duration>,
+    /// The snapshot directory to create.
+    pub out: PathBuf,
+    /// Workers and limits of the pipeline.
+    pub pipeline: ImportOptions,
+    /// How often to report a [`LiveStatus`].
+    pub status_every: Duration,
+}
+
+/// Figures since the capture started, for the status line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveStatus {
+    /// Time since attaching.
+    pub elapsed: Duration,
+    /// Packets stored.
+    pub packets: u64,
+    /// Bytes of those packets.
+    pub bytes: u64,
+    /// Distinct TCP flows seen (saturates at about a million).
+    pub flows: u64,
+    /// RRPairs stored.
+    pub pairs: u64,
+    /// Packets the kernel dropped on the interface itself (its rx and tx drop counters).
+    pub kernel_drops: u64,
+    /// Packets tapline lost because its ring was full (or their bytes could not be read).
+    pub ring_drops: u64,
+}
+
+/// Hears what a live capture does.
+pub trait LiveObserver {
+    /// Something a person should know (the hook chosen, a fallback, a stale program removed).
+    fn note(&mut self, text: &str);
+    /// The figures so far, every [`LiveOptions::status_every`].
+    fn status(&mut self, status: &LiveStatus);
+}
+
+/// What a finished live capture produced.
+#[derive(Debug)]
+pub struct LiveSummary {
+    /// The snapshot's manifest as written.
+    pub manifest: Manifest,
+    /// The last figures.
+    pub status: LiveStatus,
+    /// How the ingress side was captured (eBPF), or `None` (SPAN).
+    pub ingress_hook: Option<tapline_xdp::IngressHook>,
+}
+
+/// Why a live capture failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The named network namespace cannot be entered.
+    #[error("entering network namespace {name:?} ({path}): {source}{hint}")]
+    Netns {
+        /// Its name.
+        name: String,
+        /// Its file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+        /// How to fix it.
+        hint: &'static str,
+    },
+    /// The eBPF programs could not be attached or read.
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+    /// The SPAN socket could not be opened or read.
+    #[error("{0}{hint}", hint = span_hint(.0))]
+    Span(#[from] SpanError),
+    /// The interface's link layer is not one tapline decodes.
+    #[error(
+        "interface {interface} has hardware type {hatype}, not Ethernet: live capture supports Ethernet-like interfaces (capture with tcpdump and `tapline import` instead)"
+    )]
+    UnsupportedLink {
+        /// The interface.
+        interface: String,
+        /// Its `ARPHRD_*` type.
+        hatype: u16,
+    },
+    /// The snapshot could not be written.
+    #[error(transparent)]
+    Pipeline(#[from] ImportError),
+}
+
+impl LiveError {
+    /// Whether the environment is at fault (privilege, kernel, interface, namespace): exit 3.
+    pub fn is_environment(&self) -> bool {
+        !matches!(self, LiveError::Pipeline(_))
+    }
+}
+
+fn span_hint(error: &SpanError) -> &'static str {
+    if error.is_permission() {
+        " (needs CAP_NET_RAW: run tapline capture as root, or `setcap cap_net_raw,cap_net_admin+ep tapline`)"
+    } else {
+        ""
+    }
+}
+
+/// Raises `flag` on SIGINT and SIGTERM (and leaves the default action otherwise).
+///
+/// # Errors
+/// When the handlers cannot be installed.
+pub fn stop_on_signals() -> std::io::Result<&'static AtomicBool> {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    extern "C" fn raise(_signal: libc::c_int) {
+        STOP.store(true, Ordering::SeqCst);
+    }
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        let previous = unsafe { libc::signal(signal, raise as *const () as libc::sighandler_t) };
+        if previous == libc::SIG_ERR {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(&STOP)
+}
+
+/// Moves the calling thread into the network namespace `name` (`/run/netns/NAME`). Threads it
+/// starts afterwards are born there.
+///
+/// # Errors
+/// [`LiveError::Netns`] when there is no such namespace or no privilege to enter it.
+pub fn enter_netns(name: &str) -> Result<(), LiveError> {
+    let path = if name.contains('/') {
+        name.to_owned()
+    } else {
+        format!("/run/netns/{name}")
+    };
+    let fail = |source: std::io::Error| {
+        let hint = match source.raw_os_error() {
+            Some(libc::ENOENT) => " (no such namespace: see `ip netns list`)",
+            Some(libc::EPERM | libc::EACCES) => " (needs CAP_SYS_ADMIN: run as root)",
+            _ => "",
+        };
+        LiveError::Netns {
+            name: name.to_owned(),
+            path: path.clone(),
+            source,
+            hint,
+        }
+    };
+    let file = File::open(&path).map_err(fail)?;
+    // SAFETY: setns on a valid namespace descriptor; it only changes this thread.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(fail(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// The pcap link type of `interface`'s packets.
+///
+/// # Errors
+/// [`LiveError::UnsupportedLink`] for interfaces that are not Ethernet-like.
+pub fn link_type_of(interface: &str) -> Result<u16, LiveError> {
+    let hatype = hardware_type(interface).unwrap_or(libc::ARPHRD_ETHER);
+    match hatype {
+        libc::ARPHRD_ETHER | libc::ARPHRD_LOOPBACK => Ok(linktype::ETHERNET),
+        other => Err(LiveError::UnsupportedLink {
+            interface: interface.to_owned(),
+            hatype: other,
+        }),
+    }
+}
+
+/// The `ARPHRD_*` type of `interface`, from `SIOCGIFHWADDR`.
+fn hardware_type(interface: &str) -> Option<u16> {
+    // SAFETY: a throw-away datagram socket for the ioctl; closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: ifreq is plain data.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in request.ifr_name.iter_mut().zip(interface.bytes().take(15)) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: a valid socket and ifreq for SIOCGIFHWADDR.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR, &raw mut request) };
+    // SAFETY: reading the union member SIOCGIFHWADDR fills.
+    let family = unsafe { request.ifr_ifru.ifru_hwaddr.sa_family };
+    // SAFETY: closing the socket made above.
+    unsafe { libc::close(fd) };
+    (rc == 0).then_some(family)
+}
+
+/// Drops on `interface` as the kernel counts them (rx + tx), from `/proc/thread-self/net/dev`.
+pub fn interface_drops(interface: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/dev").ok()?;
+    parse_dev_drops(&text, interface)
+}
+
+/// The rx + tx drop counters of `interface` in the text of `/proc/net/dev`.
+fn parse_dev_drops(text: &str, interface: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (name, rest) = line.split_once(':')?;
+        if name.trim() != interface {
+            return None;
+        }
+        let fields: Vec<u64> = rest
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        Some(fields.get(3).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0))
+    })
+}
+
+/// A source being drained: the eBPF ring or a SPAN socket.
+enum Active {
+    Ebpf(EbpfSource),
+    Span(SpanSocket, Filter),
+}
+
+impl Active {
+    /// Hands waiting packets to `sink`; returns how many were drained.
+    fn drain(
+        &mut self,
+        sink: &mut dyn FnMut(&RawPacket<'_>) -> Result<(), ImportError>,
+    ) -> Result<usize, LiveError> {
+        Ok(match self {
+            Active::Ebpf(source) => source.drain(DRAIN_BATCH, sink)?,
+            Active::Span(socket, filter) => {
+                if filter == &Filter::default() {
+                    socket.drain(4, sink)?
+                } else {
+                    let filter = filter.clone();
+                    let mut filtered = |p: &RawPacket<'_>| {
+                        if span_selects(&filter, p) {
+                            sink(p)
+                        } else {
+                            Ok(())
+                        }
+                    };
+                    socket.drain(4, &mut filtered)?
+                }
+            }
+        })
+    }
+
+    /// Packets lost because the ring was full (or could not be read).
+    fn ring_drops(&mut self) -> Result<u64, LiveError> {
+        Ok(match self {
+            Active::Ebpf(source) => {
+                let c = source.counters()?;
+                c.ring_full() + c.copy_failed() + source.bad_records()
+            }
+            Active::Span(socket, _) => socket.stats()?.drops,
+        })
+    }
+}
+
+/// Whether a SPAN packet passes `filter` (the kernel programs' rule, applied in userspace).
+fn span_selects(filter: &Filter, packet: &RawPacket<'_>) -> bool {
+    match decode(packet.link_type, packet.data) {
+        Decoded::Tcp(t) => filter.matches(
+            Some(t.src.ip()),
+            Some(t.dst.ip()),
+            Some((t.src.port(), t.dst.port())),
+        ),
+        _ => filter.matches(None, None, None),
+    }
+}
+
+/// Runs a live capture until `stop` is raised or the duration ends.
+///
+/// # Errors
+/// When the namespace, the interface or the source cannot be used, or the snapshot cannot
+/// be written. An error after attaching still detaches.
+pub fn run(
+    options: &LiveOptions,
+    stop: &AtomicBool,
+    observer: &mut dyn LiveObserver,
+) -> Result<LiveSummary, LiveError> {
+    if let Some(name) = &options.netns {
+        enter_netns(name)?;
+    }
+    let interface = options.source.interface().to_owned();
+    let ifindex = ifindex_of(&interface)?;
+    let link_type = link_type_of(&interface)?;
+    let (mut active, hook) = match &options.source {
+        LiveSource::Interface(_) => {
+            let source = EbpfSource::open(&interface, &options.capture, link_type)?;
+            let hook = source.ingress_hook();
+            for note in source.notes() {
+                observer.note(note);
+            }
+            observer.note(&format!(
+                "capturing {interface}: ingress with {hook}, egress with TC (TCX)"
+            ));
+            (Active::Ebpf(source), Some(hook))
+        }
+        LiveSource::Span(_) => {
+            let config = SpanConfig {
+                snaplen: options.capture.snaplen,
+                ..SpanConfig::default()
+            };
+            let socket = SpanSocket::open(&interface, ifindex, link_type, config)?;
+            observer.note(&format!(
+                "capturing SPAN port {interface}: promiscuous AF_PACKET (TPACKET_V3 ring)"
+            ));
+            (Active::Span(socket, options.capture.filter.clone()), None)
+        }
+    };
+    let source_label = match &options.netns {
+        Some(ns) => format!("{ns}/{interface}"),
+        None => interface.clone(),
+    };
+    let kind = match options.source {
+        LiveSource::Interface(_) => "capture",
+        LiveSource::Span(_) => "span",
+    };
+    let source = Source {
+        kind: kind.into(),
+        path: source_label,
+    };
+    let mut pipeline = Pipeline::create(&options.out, &options.pipeline)?;
+    let mut state = LoopState::new(&interface);
+    checkpoint(&pipeline, &source, &state, options.pipeline.workers);
+    let result = capture_loop(
+        options,
+        stop,
+        observer,
+        &mut active,
+        &mut pipeline,
+        &mut state,
+        &source,
+    );
+    // Detach first, then take what the ring still holds.
+    if let Active::Ebpf(ebpf) = &mut active {
+        let detached = ebpf.detach();
+        if result.is_ok() {
+            detached?;
+        }
+    }
+    if result.is_ok() {
+        std::thread::sleep(Duration::from_millis(20));
+        loop {
+            let n = active.drain(&mut |p| state.packet(&mut pipeline, p))?;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    let status = state.status(&mut active, &pipeline);
+    result?;
+    drop(active);
+    let manifest = pipeline.finish(source, None)?;
+    Ok(LiveSummary {
+        manifest,
+        status,
+        ingress_hook: hook,
+    })
+}
+
+/// The figures the loop keeps besides the pipeline's.
+struct LoopState {
+    interface: String,
+    started: Instant,
+    range: TimeRange,
+    flows: HashSet<(SocketAddr, SocketAddr)>,
+    drops_at_start: u64,
+}
+
+impl LoopState {
+    fn new(interface: &str) -> Self {
+        LoopState {
+            interface: interface.to_owned(),
+            started: Instant::now(),
+            range: TimeRange::default(),
+            flows: HashSet::new(),
+            drops_at_start: interface_drops(interface).unwrap_or(0),
+        }
+    }
+
+    fn packet(
+        &mut self,
+        pipeline: &mut Pipeline,
+        packet: &RawPacket<'_>,
+    ) -> Result<(), ImportError> {
+        self.range.include(packet.ts_ns);
+        if self.flows.len() < MAX_COUNTED_FLOWS
+            && let Decoded::Tcp(t) = decode(packet.link_type, packet.data)
+        {
+            let key = if t.src <= t.dst {
+                (t.src, t.dst)
+            } else {
+                (t.dst, t.src)
+            };
+            self.flows.insert(key);
+        }
+        pipeline.packet(packet)
+    }
+
+    fn status(&self, active: &mut Active, pipeline: &Pipeline) -> LiveStatus {
+        let counts: &Counts = pipeline.counts();
+        LiveStatus {
+            elapsed: self.started.elapsed(),
+            packets: counts.packets,
+            bytes: counts.bytes,
+            flows: self.flows.len() as u64,
+            pairs: pipeline.pairs_written(),
+            kernel_drops: interface_drops(&self.interface)
+                .unwrap_or(0)
+                .saturating_sub(self.drops_at_start),
+            ring_drops: active.ring_drops().unwrap_or(0),
+        }
+    }
+}
+
+/// Drains until stopped; reports status and writes checkpoints on the way.
+fn capture_loop(
+    options: &LiveOptions,
+    stop: &AtomicBool,
+    observer: &mut dyn LiveObserver,
+    active: &mut Active,
+    pipeline: &mut Pipeline,
+    state: &mut LoopState,
+    source: &Source,
+) -> Result<(), LiveError> {
+    let deadline = options.duration.map(|d| state.started + d);
+    let mut next_status = Instant::now() + options.status_every;
+    let mut next_checkpoint = Instant::now() + CHECKPOINT_EVERY;
+    while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
+        let drained = active.drain(&mut |p| state.packet(pipeline, p))?;
+        let now = Instant::now();
+        if now >= next_status {
+            observer.status(&state.status(active, pipeline));
+            next_status = now + options.status_every;
+        }
+        if now >= next_checkpoint {
+            checkpoint(pipeline, source, state, options.pipeline.workers);
+            next_checkpoint = now + CHECKPOINT_EVERY;
+        }
+        if drained == 0 {
+            std::thread::sleep(IDLE_SLEEP);
+        }
+    }
+    Ok(())
+}
+
+/// Writes a manifest of the figures so far, so a killed capture's snapshot opens.
+fn checkpoint(pipeline: &Pipeline, source: &Source, state: &LoopState, workers: usize) {
+    let mut counts = pipeline.counts().clone();
+    counts.rrpairs = pipeline.pairs_written();
+    let manifest = Manifest::new(
+        source.clone(),
+        state.range,
+        counts,
+        workers,
+        Some(CHECKPOINT_NOTE.into()),
+    );
+    // A checkpoint is best effort: the final manifest is written by `finish`.
+    let _ = pipeline.layout().write_manifest(&manifest);
+}
+
+/// The path of the snapshot's manifest (for tests and tools).
+pub fn manifest_path(snapshot: &Path) -> PathBuf {
+    snapshot.join("manifest.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_net_dev_drops_are_read_per_interface() {
+        let text = "Inter-|   Receive                                                |  Transmit\n \
+face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
+lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0\n  \
+tl-b: 5000      40    0    3    0     0          0         0     6000      50    0    4    0     0       0          0\n";
+        assert_eq!(parse_dev_drops(text, "tl-b"), Some(7));
+        assert_eq!(parse_dev_drops(text, "lo"), Some(0));
+        assert_eq!(parse_dev_drops(text, "eth0"), None);
+    }
+
+    #[test]
+    fn span_filters_follow_the_kernel_rule() {
+        // Ethernet + IPv4 + TCP 10.0.0.1:40000 -> 10.0.0.2:80, no payload.
+        let mut frame = vec![0u8; 14 + 20 + 20];
+        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        let ip = &mut frame[14..34];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let tcp = &mut frame[34..54];
+        tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x02;
+        let packet = RawPacket {
+            ts_ns: 1,
+            ifindex: 0,
+            direction: crate::record::PacketDirection::Ingress,
+            link_type: linktype::ETHERNET,
+            orig_len: 54,
+            data: &frame,
+        };
+        let port = |p: u16| Filter {
+            ports: vec![p],
+            hosts: vec![],
+        };
+        assert!(span_selects(&port(80), &packet));
+        assert!(!span_selects(&port(81), &packet));
+        assert!(span_selects(&Filter::default(), &packet));
+    }
+
+    #[test]
+    fn environment_errors_are_told_apart_from_snapshot_errors() {
+        let netns = LiveError::Netns {
+            name: "x".into(),
+            path: "/run/netns/x".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOENT),
+            hint: "",
+        };
+        assert!(netns.is_environment());
+        assert!(!LiveError::Pipeline(ImportError::Pipeline("x".into())).is_environment());
+        assert!(enter_netns("tapline-no-such-namespace").is_err());
+    }
+}
