@@ -1,4 +1,5 @@
 //! The `tapline` binary's contract: exit codes and one-line errors for bad input, and the demo.
+#![allow(clippy::unwrap_used)]
 
 use std::process::{Command, Output};
 
@@ -30,7 +31,12 @@ fn unknown_flag_is_a_usage_error() {
 fn missing_capture_file_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("s");
-    let out = tapline(&["import", "/nonexistent/x.pcap", "--out", snap.to_str().unwrap()]);
+    let out = tapline(&[
+        "import",
+        "/nonexistent/x.pcap",
+        "--out",
+        snap.to_str().unwrap(),
+    ]);
     assert_usage_error(&out, "/nonexistent/x.pcap");
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 }
@@ -41,7 +47,12 @@ fn non_pcap_file_is_refused() {
     let file = dir.path().join("notes.txt");
     std::fs::write(&file, "hello, this is not a capture").unwrap();
     let snap = dir.path().join("s");
-    let out = tapline(&["import", file.to_str().unwrap(), "--out", snap.to_str().unwrap()]);
+    let out = tapline(&[
+        "import",
+        file.to_str().unwrap(),
+        "--out",
+        snap.to_str().unwrap(),
+    ]);
     assert_usage_error(&out, "not a pcap or pcapng file");
 }
 
@@ -54,7 +65,12 @@ fn missing_snapshot_is_refused() {
 #[test]
 fn bad_filter_names_the_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let out = tapline(&["inspect", dir.path().to_str().unwrap(), "--filter", "colour=red"]);
+    let out = tapline(&[
+        "inspect",
+        dir.path().to_str().unwrap(),
+        "--filter",
+        "colour=red",
+    ]);
     assert_usage_error(&out, "unknown field \"colour\"");
 }
 
@@ -97,7 +113,11 @@ fn is_root() -> bool {
 fn demo_root_captures_imports_and_shows_every_exchange() {
     let have_tcpdump = Command::new("tcpdump").arg("--version").output().is_ok();
     if !is_root() || !have_tcpdump {
-        let why = if is_root() { "tcpdump is not installed" } else { "not root" };
+        let why = if is_root() {
+            "tcpdump is not installed"
+        } else {
+            "not root"
+        };
         assert!(
             std::env::var("TAPLINE_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
             "demo test needs root and tcpdump, and TAPLINE_REQUIRE_PRIVILEGED=1: {why}"
@@ -109,7 +129,10 @@ fn demo_root_captures_imports_and_shows_every_exchange() {
     let out = tapline(&["demo", "--dir", dir.path().to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", stderr(&out));
-    assert!(stdout.contains("10 request/response pairs (0 incomplete)"), "{stdout}");
+    assert!(
+        stdout.contains("10 request/response pairs (0 incomplete)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("/api/users/13"), "{stdout}");
     assert!(stdout.contains("500"), "{stdout}");
 }

@@ -345,7 +345,10 @@ impl Parser<'_> {
     fn test(&mut self) -> Result<Test, FilterError> {
         let end = self.end();
         let Some(field_tok) = self.tokens.get(self.pos).cloned() else {
-            return Err(self.error("expected a field such as status, path or method".into(), end));
+            return Err(self.error(
+                "expected a field such as status, path or method".into(),
+                end,
+            ));
         };
         let field = field_of(&field_tok.text).ok_or_else(|| {
             self.error(
@@ -357,11 +360,17 @@ impl Parser<'_> {
             )
         })?;
         let Some(op_tok) = self.tokens.get(self.pos + 1).cloned() else {
-            return Err(self.error(format!("expected an operator after {:?}", field_tok.text), end));
+            return Err(self.error(
+                format!("expected an operator after {:?}", field_tok.text),
+                end,
+            ));
         };
         let op = op_of(&op_tok.text).ok_or_else(|| {
             self.error(
-                format!("expected one of = != ~ !~ > >= < <=, found {:?}", op_tok.text),
+                format!(
+                    "expected one of = != ~ !~ > >= < <=, found {:?}",
+                    op_tok.text
+                ),
                 op_tok.at,
             )
         })?;
@@ -370,12 +379,13 @@ impl Parser<'_> {
         };
         self.pos += 3;
         let text = value_tok.text.clone();
-        let regex = match op {
-            Op::Match | Op::NotMatch => Some(Regex::new(&text).map_err(|e| {
-                self.error(format!("bad regular expression: {e}"), value_tok.at)
-            })?),
-            _ => None,
-        };
+        let regex =
+            match op {
+                Op::Match | Op::NotMatch => Some(Regex::new(&text).map_err(|e| {
+                    self.error(format!("bad regular expression: {e}"), value_tok.at)
+                })?),
+                _ => None,
+            };
         let numeric = matches!(
             field,
             Field::Status | Field::Duration | Field::Port | Field::ReqLen | Field::RespLen

@@ -170,7 +170,7 @@ impl Pipeline {
             .spawn(move || write_pairs(&pairs_dir, capacity, pair_rx, &written))
             .map_err(|e| ImportError::Pipeline(e.to_string()))?;
 
-        let mut reassembly = options.reassembly.clone();
+        let mut reassembly = options.reassembly;
         reassembly.max_flows = (reassembly.max_flows / workers).max(1024);
         reassembly.max_buffered_total = (reassembly.max_buffered_total / workers).max(1 << 20);
         let mut queues = Vec::with_capacity(workers);
@@ -178,7 +178,7 @@ impl Pipeline {
         for n in 0..workers {
             let (tx, rx) = bounded::<Batch>(QUEUE_DEPTH);
             let out = pair_tx.clone();
-            let (r, h) = (reassembly.clone(), options.http.clone());
+            let (r, h) = (reassembly, options.http.clone());
             let handle = thread::Builder::new()
                 .name(format!("tapline-worker-{n}"))
                 .spawn(move || worker::run(rx, out, r, h))
@@ -352,11 +352,12 @@ impl Dispatcher {
             payload_len: u32::try_from(tcp.payload.len()).unwrap_or(0),
         };
         let slot = &mut self.pending[worker];
-        if let Some(batch) = slot {
-            if batch.segment.sequence() != frame.segment.sequence() {
-                let full = slot.take();
-                self.send(worker, full);
-            }
+        if slot
+            .as_ref()
+            .is_some_and(|batch| batch.segment.sequence() != frame.segment.sequence())
+        {
+            let full = slot.take();
+            self.send(worker, full);
         }
         let batch = self.pending[worker].get_or_insert_with(|| Batch {
             segment: frame.segment.clone(),

@@ -273,7 +273,7 @@ fn parse_dev_drops(text: &str, interface: &str) -> Option<u64> {
 
 /// A source being drained: the eBPF ring or a SPAN socket.
 enum Active {
-    Ebpf(EbpfSource),
+    Ebpf(Box<EbpfSource>),
     Span(SpanSocket, Filter),
 }
 
@@ -353,7 +353,7 @@ pub fn run(
             observer.note(&format!(
                 "capturing {interface}: ingress with {hook}, egress with TC (TCX)"
             ));
-            (Active::Ebpf(source), Some(hook))
+            (Active::Ebpf(Box::new(source)), Some(hook))
         }
         LiveSource::Span(_) => {
             let config = SpanConfig {

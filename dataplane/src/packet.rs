@@ -78,14 +78,20 @@ pub fn decode(link_type: u16, data: &[u8]) -> Decoded<'_> {
                 return Decoded::Malformed;
             };
             let ether_type = u16::from_be_bytes([proto[0], proto[1]]);
-            Some(LaxSlicedPacket::from_ether_type(EtherType(ether_type), rest))
+            Some(LaxSlicedPacket::from_ether_type(
+                EtherType(ether_type),
+                rest,
+            ))
         }
         link::LINUX_SLL2 => {
             let (Some(proto), Some(rest)) = (data.get(0..2), data.get(20..)) else {
                 return Decoded::Malformed;
             };
             let ether_type = u16::from_be_bytes([proto[0], proto[1]]);
-            Some(LaxSlicedPacket::from_ether_type(EtherType(ether_type), rest))
+            Some(LaxSlicedPacket::from_ether_type(
+                EtherType(ether_type),
+                rest,
+            ))
         }
         link::NULL | link::LOOP => {
             let Some(rest) = data.get(4..) else {
@@ -200,9 +206,18 @@ mod tests {
 
     #[test]
     fn garbage_and_unknown_links_do_not_panic() {
-        assert!(matches!(decode(link::ETHERNET, &[1, 2, 3]), Decoded::Malformed));
-        assert!(matches!(decode(9999, &[0; 40]), Decoded::UnsupportedLink(9999)));
-        assert!(matches!(decode(link::LINUX_SLL2, &[0; 5]), Decoded::Malformed));
+        assert!(matches!(
+            decode(link::ETHERNET, &[1, 2, 3]),
+            Decoded::Malformed
+        ));
+        assert!(matches!(
+            decode(9999, &[0; 40]),
+            Decoded::UnsupportedLink(9999)
+        ));
+        assert!(matches!(
+            decode(link::LINUX_SLL2, &[0; 5]),
+            Decoded::Malformed
+        ));
         for len in 0..80 {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
             for lt in [0, 1, 101, 108, 113, 228, 229, 276] {

@@ -102,12 +102,18 @@ impl Flow {
 impl ArchivedFlow {
     /// The client address.
     pub fn src(&self) -> SocketAddr {
-        SocketAddr::new(ip_from(self.src_ip, self.ip_version), self.src_port.to_native())
+        SocketAddr::new(
+            ip_from(self.src_ip, self.ip_version),
+            self.src_port.to_native(),
+        )
     }
 
     /// The server address.
     pub fn dst(&self) -> SocketAddr {
-        SocketAddr::new(ip_from(self.dst_ip, self.ip_version), self.dst_port.to_native())
+        SocketAddr::new(
+            ip_from(self.dst_ip, self.ip_version),
+            self.dst_port.to_native(),
+        )
     }
 }
 
@@ -253,8 +259,14 @@ mod tests {
         };
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&pair).unwrap();
         let archived = rkyv::access::<ArchivedRRPair, rkyv::rancor::Error>(&bytes).unwrap();
-        assert_eq!(archived.flow.src(), "10.0.0.1:40000".parse::<SocketAddr>().unwrap());
-        assert_eq!(archived.flow.dst(), "10.0.0.2:80".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            archived.flow.src(),
+            "10.0.0.1:40000".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            archived.flow.dst(),
+            "10.0.0.2:80".parse::<SocketAddr>().unwrap()
+        );
         assert_eq!(archived.protocol, ArchivedProtocol::Http1);
         let back: RRPair = rkyv::deserialize::<RRPair, rkyv::rancor::Error>(archived).unwrap();
         assert_eq!(back, pair);

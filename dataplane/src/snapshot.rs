@@ -23,7 +23,9 @@ pub enum SnapshotError {
     #[error("{0}: {1}")]
     Io(PathBuf, std::io::Error),
     /// The output directory already holds a snapshot.
-    #[error("{0}: already holds a snapshot (manifest.json exists); choose another --out or remove it")]
+    #[error(
+        "{0}: already holds a snapshot (manifest.json exists); choose another --out or remove it"
+    )]
     Exists(PathBuf),
     /// The output path exists and is not an empty directory.
     #[error("{0}: exists and is not an empty directory")]

@@ -159,7 +159,11 @@ impl<'a> PairView<'a> {
                 .response
                 .as_ref()
                 .map_or("-".into(), |m| m.body.len().to_string()),
-            if flags.is_empty() { "-".into() } else { flags.join(",") },
+            if flags.is_empty() {
+                "-".into()
+            } else {
+                flags.join(",")
+            },
         ]
     }
 
@@ -172,7 +176,8 @@ impl<'a> PairView<'a> {
             "## {} {} → {}\n\n- id: `{}`\n- flow: {} → {}\n- start: {}\n- duration: {}\n- flags: {}\n",
             self.method().unwrap_or("?"),
             self.path().unwrap_or_else(|| "?".into()),
-            self.status().map_or("no response".into(), |s| s.to_string()),
+            self.status()
+                .map_or("no response".into(), |s| s.to_string()),
             self.id(),
             flow.src(),
             flow.dst(),
@@ -180,7 +185,11 @@ impl<'a> PairView<'a> {
             format_duration(self.duration_us()),
             {
                 let names: Vec<_> = self.flags().names().collect();
-                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
             },
         );
         for (title, message) in [
@@ -202,12 +211,7 @@ impl<'a> PairView<'a> {
                     let _ = writeln!(out, "```\n{text}\n```\n");
                 }
                 _ => {
-                    let _ = writeln!(
-                        out,
-                        "({} bytes, sha256 {})\n",
-                        body.len(),
-                        sha256_hex(body)
-                    );
+                    let _ = writeln!(out, "({} bytes, sha256 {})\n", body.len(), sha256_hex(body));
                 }
             }
         }
@@ -249,7 +253,14 @@ pub fn format_duration(us: u64) -> String {
 
 /// Column titles of the pair table.
 pub const TABLE_HEADERS: [&str; 8] = [
-    "TIME", "DURATION", "FLOW", "METHOD", "PATH", "STATUS", "RESP BYTES", "FLAGS",
+    "TIME",
+    "DURATION",
+    "FLOW",
+    "METHOD",
+    "PATH",
+    "STATUS",
+    "RESP BYTES",
+    "FLAGS",
 ];
 
 /// Writes rows of [`PairView::table_row`] as an aligned table, with a closing count line.
@@ -290,14 +301,16 @@ pub fn write_table(out: &mut impl Write, rows: &[[String; 8]], total: u64) -> st
     writeln!(out, "{} of {} pairs shown", rows.len(), total)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn rfc3339_has_nanoseconds() {
-        assert_eq!(rfc3339(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(
+            rfc3339(1_700_000_000_123_456_789),
+            "2023-11-14T22:13:20.123456789Z"
+        );
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
     }
 

@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, Sender};
 use rustc_hash::FxHashMap;
 use tapline_http1::{Exchange, Http1Config, Http1Conn};
 use tapline_reassembly::{
-    CloseReason, ConnId, ConnInfo, Direction, ReassemblyConfig, ReassemblyStats, Reassembler,
+    CloseReason, ConnId, ConnInfo, Direction, Reassembler, ReassemblyConfig, ReassemblyStats,
     StreamSink, TcpFlags, TcpSegment,
 };
 use tapline_segment::SharedSegment;
@@ -215,7 +215,12 @@ impl PairSink {
             return;
         };
         for exchange in self.exchanges.drain(..) {
-            let pair = to_pair(&conn.info, conn.http.request_direction() == Direction::ToClient, conn.next_index, exchange);
+            let pair = to_pair(
+                &conn.info,
+                conn.http.request_direction() == Direction::ToClient,
+                conn.next_index,
+                exchange,
+            );
             conn.next_index = conn.next_index.saturating_add(1);
             self.stats.pairs += 1;
             if pair.flags & PairFlags::INCOMPLETE != 0 {
@@ -235,7 +240,7 @@ impl StreamSink for PairSink {
         self.conns.insert(
             conn.id,
             Conn {
-                info: conn.clone(),
+                info: *conn,
                 http: Http1Conn::new(self.http_config.clone()),
                 next_index: 0,
             },
@@ -268,10 +273,10 @@ impl StreamSink for PairSink {
             c.http.close(ts_ns, &mut self.exchanges);
             self.emit(conn);
         }
-        if let Some(c) = self.conns.remove(&conn) {
-            if c.http.state() == tapline_http1::ConnState::NotHttp {
-                self.stats.non_http_connections += 1;
-            }
+        if let Some(c) = self.conns.remove(&conn)
+            && c.http.state() == tapline_http1::ConnState::NotHttp
+        {
+            self.stats.non_http_connections += 1;
         }
     }
 }

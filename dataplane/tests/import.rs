@@ -1,6 +1,7 @@
 //! Import of synthetic captures: TCP conversations built packet by packet, then reordered and
 //! duplicated with a seeded generator, must yield exactly the exchanges that were sent, with
 //! the same output for any number of workers.
+#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -37,7 +38,14 @@ struct Conversation {
     exchanges: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-fn tcp_packet(src: SocketAddr, dst: SocketAddr, seq: u32, ack: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
+fn tcp_packet(
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: &str,
+    payload: &[u8],
+) -> Vec<u8> {
     let (SocketAddr::V4(s), SocketAddr::V4(d)) = (src, dst) else {
         panic!("ipv4 only in this helper");
     };
@@ -74,7 +82,10 @@ fn packets_of(conv: &Conversation, start_ns: u64, mss: usize) -> Vec<Pkt> {
         out.push(Pkt { ts_ns: *t, bytes });
     };
     push(&mut t, tcp_packet(c, s, cseq, 0, "S", b""));
-    push(&mut t, tcp_packet(s, c, sseq, cseq.wrapping_add(1), "SA", b""));
+    push(
+        &mut t,
+        tcp_packet(s, c, sseq, cseq.wrapping_add(1), "SA", b""),
+    );
     cseq = cseq.wrapping_add(1);
     sseq = sseq.wrapping_add(1);
     push(&mut t, tcp_packet(c, s, cseq, sseq, "A", b""));
@@ -91,8 +102,14 @@ fn packets_of(conv: &Conversation, start_ns: u64, mss: usize) -> Vec<Pkt> {
         push(&mut t, tcp_packet(c, s, cseq, sseq, "A", b""));
     }
     push(&mut t, tcp_packet(c, s, cseq, sseq, "FA", b""));
-    push(&mut t, tcp_packet(s, c, sseq, cseq.wrapping_add(1), "FA", b""));
-    push(&mut t, tcp_packet(c, s, cseq.wrapping_add(1), sseq.wrapping_add(1), "A", b""));
+    push(
+        &mut t,
+        tcp_packet(s, c, sseq, cseq.wrapping_add(1), "FA", b""),
+    );
+    push(
+        &mut t,
+        tcp_packet(c, s, cseq.wrapping_add(1), sseq.wrapping_add(1), "A", b""),
+    );
     out
 }
 
@@ -183,7 +200,11 @@ fn expected(convs: &[Conversation]) -> Vec<String> {
     for (i, conv) in convs.iter().enumerate() {
         for (k, (req, resp)) in conv.exchanges.iter().enumerate() {
             let method = if k % 2 == 0 { "GET" } else { "POST" };
-            let path = if k % 2 == 0 { format!("/item/{i}/{k}?q=1") } else { format!("/item/{i}/{k}") };
+            let path = if k % 2 == 0 {
+                format!("/item/{i}/{k}?q=1")
+            } else {
+                format!("/item/{i}/{k}")
+            };
             let req_body = &req[req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
             let resp_body_start = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
             let status = if k % 3 == 2 { 200 } else { 200 + k };
@@ -193,7 +214,9 @@ fn expected(convs: &[Conversation]) -> Vec<String> {
                 let mut rest = &resp[resp_body_start..];
                 loop {
                     let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-                    let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16).unwrap();
+                    let size =
+                        usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16)
+                            .unwrap();
                     rest = &rest[line_end + 2..];
                     if size == 0 {
                         break;
@@ -250,7 +273,11 @@ fn build_capture(seed: u64, perturb: bool) -> (Vec<Conversation>, Vec<Pkt>) {
     let mut packets = Vec::new();
     for (i, conv) in convs.iter().enumerate() {
         let mss = [1, 7, 536, 1460][i % 4];
-        packets.extend(packets_of(conv, 1_700_000_000_000_000_000 + i as u64 * 3_000, mss));
+        packets.extend(packets_of(
+            conv,
+            1_700_000_000_000_000_000 + i as u64 * 3_000,
+            mss,
+        ));
     }
     packets.sort_by_key(|p| p.ts_ns);
     if perturb {
@@ -258,7 +285,10 @@ fn build_capture(seed: u64, perturb: bool) -> (Vec<Conversation>, Vec<Pkt>) {
         let mut out: Vec<Pkt> = Vec::with_capacity(packets.len() * 2);
         for p in packets {
             if rng.below(20) == 0 {
-                out.push(Pkt { ts_ns: p.ts_ns, bytes: p.bytes.clone() });
+                out.push(Pkt {
+                    ts_ns: p.ts_ns,
+                    bytes: p.bytes.clone(),
+                });
             }
             out.push(p);
         }
@@ -286,7 +316,11 @@ fn clean_capture_yields_every_exchange() {
     let pcap = dir.path().join("clean.pcap");
     write_pcap(&pcap, &packets);
     run_import(&pcap, &dir.path().join("snap"), 1);
-    assert_same(&summary(&dir.path().join("snap")), &expected(&convs), "clean");
+    assert_same(
+        &summary(&dir.path().join("snap")),
+        &expected(&convs),
+        "clean",
+    );
 }
 
 #[test]
@@ -325,11 +359,17 @@ fn truncated_capture_keeps_what_came_before() {
     let bytes = std::fs::read(&pcap).unwrap();
     std::fs::write(&pcap, &bytes[..bytes.len() * 2 / 3 + 5]).unwrap();
     let out = dir.path().join("snap");
-    let options = ImportOptions { workers: 2, ..ImportOptions::default() };
+    let options = ImportOptions {
+        workers: 2,
+        ..ImportOptions::default()
+    };
     let summary = import(&pcap, &out, &options, &mut |_, _| {}).unwrap();
     let err = summary.input_error.expect("a truncation error").to_string();
     assert!(err.contains("truncated record at byte offset"), "{err}");
     assert!(summary.manifest.counts.rrpairs > 10);
     let snap = Snapshot::open(&out).unwrap();
-    assert_eq!(snap.pairs(&mut |e| panic!("{e}")).len() as u64, summary.manifest.counts.rrpairs);
+    assert_eq!(
+        snap.pairs(&mut |e| panic!("{e}")).len() as u64,
+        summary.manifest.counts.rrpairs
+    );
 }

@@ -71,7 +71,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<u8> {
         .into_iter()
         .map(|pair| PairView::new(pair).table_row())
         .collect();
-    write_table(&mut std::io::stdout(), &rows, snapshot.manifest().counts.rrpairs)?;
+    write_table(
+        &mut std::io::stdout(),
+        &rows,
+        snapshot.manifest().counts.rrpairs,
+    )?;
     if let Some(e) = errors.first() {
         anyhow::bail!("{e}");
     }
@@ -239,15 +243,30 @@ fn serve_connection(stream: TcpStream) -> std::io::Result<()> {
 
 fn respond(out: &mut TcpStream, method: &str, path: &str, body: &[u8]) -> std::io::Result<()> {
     let (status, content) = match (method, path) {
-        ("GET", "/api/users/13") => ("500 Internal Server Error", r#"{"error":"user 13 has no email"}"#.to_string()),
+        ("GET", "/api/users/13") => (
+            "500 Internal Server Error",
+            r#"{"error":"user 13 has no email"}"#.to_string(),
+        ),
         ("GET", p) if p.starts_with("/api/users/") => {
             let id = &p["/api/users/".len()..];
-            ("200 OK", format!(r#"{{"id":{id:?},"name":"user {id}","email":"u{id}@example.com"}}"#))
+            (
+                "200 OK",
+                format!(r#"{{"id":{id:?},"name":"user {id}","email":"u{id}@example.com"}}"#),
+            )
         }
-        ("POST", "/api/orders") => ("201 Created", format!(r#"{{"order":{},"bytes":{}}}"#, 1000 + body.len(), body.len())),
+        ("POST", "/api/orders") => (
+            "201 Created",
+            format!(
+                r#"{{"order":{},"bytes":{}}}"#,
+                1000 + body.len(),
+                body.len()
+            ),
+        ),
         ("GET", "/api/report") => {
             let chunks = ["{\"rows\":[", "1,2,3", "]}"];
-            let mut text = String::from("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+            let mut text = String::from(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            );
             for c in chunks {
                 text.push_str(&format!("{:x}\r\n{c}\r\n", c.len()));
             }
@@ -315,9 +334,10 @@ fn exchange(conn: &mut TcpStream, request: &[u8]) -> anyhow::Result<()> {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut resp = httparse::Response::new(&mut headers);
         if let Ok(httparse::Status::Complete(head_len)) = resp.parse(&buf) {
-            let chunked = resp.headers.iter().any(|h| {
-                h.name.eq_ignore_ascii_case("transfer-encoding") && h.value == b"chunked"
-            });
+            let chunked = resp
+                .headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding") && h.value == b"chunked");
             let length = resp
                 .headers
                 .iter()

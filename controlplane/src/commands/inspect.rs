@@ -2,7 +2,6 @@
 
 use std::io::{BufWriter, Write};
 
-
 use tapline_dataplane::filter::Filter;
 use tapline_dataplane::snapshot::Snapshot;
 use tapline_dataplane::view::{PairView, write_table};
@@ -60,4 +59,3 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<u8> {
     }
     Ok(0)
 }
-

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::bail;
 use tapline_mock::{
-    Index, Latency, MatchConfig, Mock, ServerConfig, ServiceSelector, SequenceEnd, Summary,
+    Index, Latency, MatchConfig, Mock, SequenceEnd, ServerConfig, ServiceSelector, Summary,
 };
 
 use crate::cli::{MockAfterLast, MockArgs, MockLatency};
@@ -19,7 +19,10 @@ use crate::exit::EnvironmentError;
 /// Runs `tapline mock`.
 pub fn run(args: &MockArgs) -> anyhow::Result<u8> {
     if !(0.0..=1.0).contains(&args.min_score) {
-        bail!("--min-score {}: expected a number from 0 to 1", args.min_score);
+        bail!(
+            "--min-score {}: expected a number from 0 to 1",
+            args.min_score
+        );
     }
     if !(200..=999).contains(&args.no_match_status) {
         bail!(
@@ -132,7 +135,11 @@ fn print_summary(s: &Summary, seconds: f64) -> std::io::Result<()> {
         writeln!(out, "  {label:<16} {n:>8}")?;
     }
     if !s.unmatched_samples.is_empty() {
-        writeln!(out, "  unmatched requests (first {}):", s.unmatched_samples.len())?;
+        writeln!(
+            out,
+            "  unmatched requests (first {}):",
+            s.unmatched_samples.len()
+        )?;
         for line in &s.unmatched_samples {
             writeln!(out, "    {line}")?;
         }

@@ -21,9 +21,10 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
         Some(path) => config::load(path)?,
         None => config::ReplaySection::default(),
     };
-    let target = args.target.clone().or(section.target).context(
-        "--target URL is required (or `target` in the [replay] section of --config)",
-    )?;
+    let target =
+        args.target.clone().or(section.target).context(
+            "--target URL is required (or `target` in the [replay] section of --config)",
+        )?;
     let mut ignore = section.ignore;
     ignore.extend(args.ignore.iter().cloned());
     let settings = Settings {
@@ -60,7 +61,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
@@ -70,7 +72,10 @@ fn print(report: &Report, quiet: bool, written: &[std::path::PathBuf]) {
     let mut out = stdout.lock();
     let summary = if quiet {
         match report.failure() {
-            None => format!("replay: PASS, {} of {} matched\n", report.matched, report.total),
+            None => format!(
+                "replay: PASS, {} of {} matched\n",
+                report.matched, report.total
+            ),
             Some(why) => format!("replay: FAIL ({why})\n"),
         }
     } else {

@@ -449,7 +449,9 @@ fn link_type_u16(link: u32) -> u16 {
     u16::try_from(link).unwrap_or(u16::MAX)
 }
 
-fn interface_of(idb: &pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock) -> Interface {
+fn interface_of(
+    idb: &pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock,
+) -> Interface {
     use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
     let mut units_per_sec = 1_000_000u64;
     for opt in &idb.options {

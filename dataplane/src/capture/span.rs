@@ -327,7 +327,7 @@ fn walk_block<E>(
     let mut at = u32_at(block, BLOCK_FIRST).map_or(usize::MAX, |n| n as usize);
     let mut handed = 0;
     for _ in 0..count {
-        let Some(header) = block.get(at..).filter(|h| h.len() >= SLL_PKTTYPE + 1) else {
+        let Some(header) = block.get(at..).filter(|h| h.len() > SLL_PKTTYPE) else {
             break;
         };
         let field = |offset| u32_at(header, offset).unwrap_or(0);

@@ -31,7 +31,9 @@ fn pair(method: &str, target: &str, status: u16, flags: u32) -> rkyv::util::Alig
 
 fn check(expr: &str, bytes: &[u8]) -> bool {
     let archived = rkyv::access::<ArchivedRRPair, rkyv::rancor::Error>(bytes).unwrap();
-    Filter::parse(expr).unwrap().matches(&PairView::new(archived))
+    Filter::parse(expr)
+        .unwrap()
+        .matches(&PairView::new(archived))
 }
 
 #[test]
@@ -75,7 +77,10 @@ fn errors_name_the_problem_and_place() {
     let e = Filter::parse("status>=500 and").unwrap_err();
     assert!(e.reason.contains("expected a field"), "{e}");
     let e = Filter::parse("path~(").unwrap_err();
-    assert!(e.reason.contains("regular expression") || e.reason.contains("expected"), "{e}");
+    assert!(
+        e.reason.contains("regular expression") || e.reason.contains("expected"),
+        "{e}"
+    );
     let e = Filter::parse("flag=bogus").unwrap_err();
     assert!(e.reason.contains("unknown flag"), "{e}");
     let e = Filter::parse("method=\"GET").unwrap_err();
