@@ -388,11 +388,24 @@ impl Dispatcher {
 
 /// Picks the worker for a flow; both directions of a connection hash alike.
 pub fn shard(a: SocketAddr, b: SocketAddr, workers: usize) -> usize {
-    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    if workers <= 1 {
+        return 0;
+    }
+    let (x, y) = (endpoint_key(a), endpoint_key(b));
+    let (lo, hi) = if x <= y { (x, y) } else { (y, x) };
     let mut hasher = rustc_hash::FxHasher::default();
     lo.hash(&mut hasher);
     hi.hash(&mut hasher);
-    (hasher.finish() % workers.max(1) as u64) as usize
+    (hasher.finish() % workers as u64) as usize
+}
+
+/// An endpoint as one number: cheap to hash, ordered the same way for both directions.
+fn endpoint_key(addr: SocketAddr) -> u128 {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        std::net::IpAddr::V6(v6) => u128::from(v6),
+    };
+    ip.rotate_left(16) ^ u128::from(addr.port())
 }
 
 /// What the RRPair writer stored.
@@ -413,9 +426,9 @@ fn write_pairs(
             .map_err(|e| SnapshotError::Segment(dir.to_path_buf(), e))?;
     let mut frames = 0u64;
     for batch in input {
-        for pair in batch {
+        for pair in batch.iter() {
             store
-                .append(&pair)
+                .append(pair)
                 .map_err(|e| SnapshotError::Segment(dir.to_path_buf(), e))?;
             frames += 1;
         }

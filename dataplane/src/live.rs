@@ -9,7 +9,6 @@
 //! left, and seals the snapshot. A checkpoint manifest is rewritten every few seconds, so the
 //! segments of a capture killed with `kill -9` stay readable with `tapline inspect`.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -423,7 +422,7 @@ struct LoopState {
     interface: String,
     started: Instant,
     range: TimeRange,
-    flows: HashSet<(SocketAddr, SocketAddr)>,
+    flows: rustc_hash::FxHashSet<(SocketAddr, SocketAddr)>,
     drops_at_start: u64,
 }
 
@@ -433,7 +432,7 @@ impl LoopState {
             interface: interface.to_owned(),
             started: Instant::now(),
             range: TimeRange::default(),
-            flows: HashSet::new(),
+            flows: rustc_hash::FxHashSet::default(),
             drops_at_start: interface_drops(interface).unwrap_or(0),
         }
     }

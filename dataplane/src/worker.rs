@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 
 use crossbeam_channel::{Receiver, Sender};
+use rkyv::util::AlignedVec;
 use rustc_hash::FxHashMap;
 use tapline_http1::{Exchange, Http1Config, Http1Conn};
 use tapline_reassembly::{
@@ -21,6 +22,8 @@ use crate::record::{ArchivedPacket, Flow, Message, PairFlags, Protocol, RRPair};
 const EXPIRE_EVERY_NS: u64 = 1_000_000_000;
 /// Serialized pairs a worker collects before handing them to the writer.
 const OUTPUT_BATCH: usize = 256;
+/// Or this many bytes of them, whichever comes first.
+const OUTPUT_BATCH_BYTES: usize = 1 << 20;
 
 /// A TCP packet the dispatcher routed to a worker: decoded header fields plus where the payload
 /// lies in the packet segment.
@@ -55,8 +58,45 @@ pub struct Batch {
     pub items: Vec<SegmentRef>,
 }
 
-/// Serialized RRPairs on their way to the writer.
-pub type PairBatch = Vec<rkyv::util::AlignedVec<16>>;
+/// Serialized RRPairs on their way to the writer: one buffer, each record 16-aligned in it, so
+/// a batch costs two allocations however many pairs it holds.
+#[derive(Debug, Default)]
+pub struct PairBatch {
+    bytes: AlignedVec<16>,
+    frames: Vec<(usize, usize)>,
+}
+
+impl PairBatch {
+    /// Appends one serialized record.
+    pub fn push(&mut self, record: &[u8]) {
+        let start = self.bytes.len().next_multiple_of(16);
+        self.bytes.resize(start, 0);
+        self.bytes.extend_from_slice(record);
+        self.frames.push((start, record.len()));
+    }
+
+    /// Records in the batch.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Whether the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Bytes held.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The records, each starting 16-aligned, in the order they were pushed.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.frames
+            .iter()
+            .filter_map(|&(start, len)| self.bytes.get(start..start + len))
+    }
+}
 
 /// What a worker counted, summed into the snapshot manifest.
 #[derive(Debug, Default, Clone)]
@@ -99,7 +139,7 @@ pub fn run(
                 flags: TcpFlags(item.flags),
                 payload,
             });
-            if engine.pending() >= OUTPUT_BATCH {
+            if engine.pending() >= OUTPUT_BATCH || engine.pending_bytes() >= OUTPUT_BATCH_BYTES {
                 // The writer only goes away when the import is failing; it reports why.
                 let _ = output.send(engine.take_pairs());
             }
@@ -149,9 +189,14 @@ impl FlowEngine {
         self.sink.batch.len()
     }
 
+    /// Bytes of serialized pairs waiting to be taken.
+    pub fn pending_bytes(&self) -> usize {
+        self.sink.batch.byte_len()
+    }
+
     /// Takes the serialized pairs produced so far.
     pub fn take_pairs(&mut self) -> PairBatch {
-        std::mem::replace(&mut self.sink.batch, Vec::with_capacity(OUTPUT_BATCH))
+        std::mem::take(&mut self.sink.batch)
     }
 
     /// Ends every flow; returns the counters and the last pairs.
@@ -192,6 +237,8 @@ struct PairSink {
     conns: FxHashMap<ConnId, Conn>,
     exchanges: Vec<Exchange>,
     batch: PairBatch,
+    /// Reused serialization buffer.
+    scratch: AlignedVec<16>,
     stats: WorkerStats,
 }
 
@@ -201,7 +248,8 @@ impl PairSink {
             http_config,
             conns: FxHashMap::default(),
             exchanges: Vec::new(),
-            batch: Vec::with_capacity(OUTPUT_BATCH),
+            batch: PairBatch::default(),
+            scratch: AlignedVec::new(),
             stats: WorkerStats::default(),
         }
     }
@@ -226,8 +274,13 @@ impl PairSink {
             if pair.flags & PairFlags::INCOMPLETE != 0 {
                 self.stats.incomplete_pairs += 1;
             }
-            match rkyv::to_bytes::<rkyv::rancor::Error>(&pair) {
-                Ok(bytes) => self.batch.push(bytes),
+            let mut scratch = std::mem::take(&mut self.scratch);
+            scratch.clear();
+            match rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&pair, scratch) {
+                Ok(bytes) => {
+                    self.batch.push(&bytes);
+                    self.scratch = bytes;
+                }
                 Err(e) => tracing::error!(error = %e, "cannot serialize an RRPair"),
             }
         }

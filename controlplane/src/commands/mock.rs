@@ -58,15 +58,11 @@ pub fn run(args: &MockArgs) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "tapline mock: {} recorded responses of {} from {}{}",
+        "tapline mock: {} recorded responses from {} (outbound calls of {}{})",
         index.recorded().len(),
-        service.map_or_else(|| "every client".to_owned(), |s| format!("service {s}")),
         args.snapshot.display(),
-        if skipped.total() > 0 {
-            format!(" ({} pairs skipped)", skipped.total())
-        } else {
-            String::new()
-        }
+        service.map_or_else(|| "every client".to_owned(), |s| s.to_string()),
+        skipped_text(&skipped)
     )?;
     let width = index
         .dependencies()
@@ -119,6 +115,27 @@ pub fn run(args: &MockArgs) -> anyhow::Result<u8> {
     })?;
     print_summary(&summary, started.elapsed().as_secs_f64())?;
     Ok(0)
+}
+
+/// "; skipped N of other clients, M incomplete" (empty when nothing was skipped).
+fn skipped_text(s: &Skipped) -> String {
+    let parts: Vec<String> = [
+        (s.other_client, "of other clients"),
+        (s.one_sided, "without a request or a response"),
+        (s.damaged, "incomplete or damaged"),
+        (s.upgrade, "protocol upgrades"),
+        (s.unparsable, "unparsable"),
+        (s.corrupt, "corrupt"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; skipped {}", parts.join(", "))
+    }
 }
 
 fn print_summary(s: &Summary, seconds: f64) -> std::io::Result<()> {

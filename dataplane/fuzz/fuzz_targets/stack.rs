@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         ..tapline_http1::Http1Config::default()
     };
     let mut engine = FlowEngine::new(reassembly, http);
-    let mut pairs = Vec::new();
+    let mut pairs: Vec<Vec<u8>> = Vec::new();
     for packet in packets.take(20_000) {
         let Ok(packet) = packet else { break };
         if let Decoded::Tcp(tcp) = decode(packet.link_type, packet.data) {
@@ -41,13 +41,15 @@ fuzz_target!(|data: &[u8]| {
                 flags: TcpFlags(tcp.flags),
                 payload: tcp.payload,
             });
-            pairs.extend(engine.take_pairs());
+            pairs.extend(engine.take_pairs().iter().map(<[u8]>::to_vec));
         }
     }
     let (_, rest) = engine.finish();
-    pairs.extend(rest);
+    pairs.extend(rest.iter().map(<[u8]>::to_vec));
     for bytes in &pairs {
-        let pair = rkyv::access::<ArchivedRRPair, rkyv::rancor::Error>(bytes)
+        let mut aligned = rkyv::util::AlignedVec::<16>::new();
+        aligned.extend_from_slice(bytes);
+        let pair = rkyv::access::<ArchivedRRPair, rkyv::rancor::Error>(&aligned)
             .expect("the engine writes valid records");
         let view = PairView::new(pair);
         let _ = view.to_json();

@@ -117,6 +117,8 @@ impl CaptureFile {
         // can yield odd packets (which are parsed as untrusted bytes anyway), not unsoundness
         // in safe code that only ever copies or parses the bytes.
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        // The file is read once from start to end: let the kernel read ahead aggressively.
+        let _ = map.advise(memmap2::Advice::Sequential);
         let capture = CaptureFile {
             path: path.to_path_buf(),
             map: Bytes::Map(map),

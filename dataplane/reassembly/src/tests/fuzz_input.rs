@@ -64,6 +64,8 @@ struct Checker {
     open: HashMap<ConnId, Conn>,
     closed: HashMap<ConnId, CloseReason>,
     consistent: bool,
+    /// Print segments and events (set `REASM_TRACE` to debug a finding).
+    trace: bool,
     data_bytes: u64,
     gap_bytes: u64,
     opened: u64,
@@ -95,7 +97,7 @@ impl Checker {
 
 impl StreamSink for Checker {
     fn open(&mut self, conn: &ConnInfo) {
-        if std::env::var_os("REASM_TRACE").is_some() {
+        if self.trace {
             eprintln!("  open {conn:?}");
         }
         assert!(!self.open.contains_key(&conn.id), "opened twice");
@@ -111,7 +113,7 @@ impl StreamSink for Checker {
     }
 
     fn data(&mut self, conn: ConnId, dir: Direction, _ts: u64, bytes: &[u8]) {
-        if std::env::var_os("REASM_TRACE").is_some() {
+        if self.trace {
             eprintln!("  data {conn:?} {dir:?} {}", bytes.len());
         }
         assert!(!bytes.is_empty(), "empty data");
@@ -129,7 +131,7 @@ impl StreamSink for Checker {
     }
 
     fn gap(&mut self, conn: ConnId, dir: Direction, _ts: u64, len: u64) {
-        if std::env::var_os("REASM_TRACE").is_some() {
+        if self.trace {
             eprintln!("  gap {conn:?} {dir:?} {len}");
         }
         assert!(len > 0, "empty gap");
@@ -173,6 +175,7 @@ pub fn run(data: &[u8]) {
     let mut r = Reassembler::new(config);
     let mut sink = Checker {
         consistent,
+        trace,
         ..Checker::default()
     };
     let hosts: [SocketAddr; 4] = [

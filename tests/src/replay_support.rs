@@ -1,0 +1,255 @@
+//! Helpers of the `tapline replay` end-to-end tests: the shop service with a bug and its
+//! dependency (`tests/scripts/replay_*.py`) run in a namespace, a loopback tcpdump stopped only
+//! once its file has settled, hand-made captures for tests without root, and reading the
+//! reports replay writes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::process::describe;
+use crate::{Background, E2eError, Netns, Result, scripts};
+
+/// Time allowed for a replay run.
+pub const REPLAY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Starts `tests/scripts/NAME` with `args` inside `netns` (or here when `None`) and waits for
+/// its `READY` line.
+///
+/// # Errors
+/// When it cannot start or does not get ready within 30 s.
+pub fn python(netns: Option<&Netns>, name: &str, args: &[&str]) -> Result<Background> {
+    let mut command = match netns {
+        Some(ns) => ns.command(scripts::python()),
+        None => Command::new(scripts::python()),
+    };
+    command.arg(scripts::path(name)).args(args);
+    Background::spawn_until(&mut command, "READY", Duration::from_secs(30))
+}
+
+/// A free TCP port on 127.0.0.1 of this namespace (bound and released: good enough for tests).
+///
+/// # Errors
+/// When no port can be bound.
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| E2eError::io("127.0.0.1:0", e))?;
+    let addr = listener.local_addr().map_err(|e| E2eError::io("127.0.0.1:0", e))?;
+    Ok(addr.port())
+}
+
+/// A tcpdump on `lo` writing in blocks (no `--immediate-mode`), as a user would run it.
+#[derive(Debug)]
+pub struct LoopbackCapture {
+    child: Child,
+    file: PathBuf,
+    stderr: Option<JoinHandle<Vec<String>>>,
+}
+
+impl LoopbackCapture {
+    /// Starts `tcpdump -i lo -s 0 -U -n -w FILE FILTER...` inside `netns` and waits until it
+    /// listens.
+    ///
+    /// # Errors
+    /// When tcpdump cannot start or does not report listening within 15 s.
+    pub fn start(netns: &Netns, file: &Path, filter: &[&str]) -> Result<Self> {
+        let mut command = netns.command("tcpdump");
+        command
+            .args(["-i", "lo", "-s", "0", "-U", "-n", "-Z", "root", "-w"])
+            .arg(file)
+            .args(filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let description = describe(&command);
+        let mut child = command.spawn().map_err(|source| E2eError::Spawn {
+            command: description.clone(),
+            source,
+        })?;
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let stderr = child.stderr.take().map(|pipe| {
+            std::thread::spawn(move || {
+                let mut lines = Vec::new();
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if line.contains("listening on") {
+                        let _ = ready_tx.send(());
+                    }
+                    lines.push(line);
+                }
+                lines
+            })
+        });
+        let mut capture = Self {
+            child,
+            file: file.to_owned(),
+            stderr,
+        };
+        if ready_rx.recv_timeout(Duration::from_secs(15)).is_err() {
+            let lines = capture.kill_now();
+            return Err(E2eError::Failed {
+                command: description,
+                status: "did not report listening".to_owned(),
+                stderr: lines.join("\n"),
+            });
+        }
+        Ok(capture)
+    }
+
+    /// Waits until the file has not grown for 1.5 s (libpcap hands packets over in blocks; a
+    /// SIGINT before the last block lands loses it), then stops tcpdump with SIGINT.
+    ///
+    /// # Errors
+    /// When tcpdump does not exit within 15 s.
+    pub fn stop(mut self) -> Result<PathBuf> {
+        wait_until_settled(&self.file, Duration::from_millis(1500), Duration::from_secs(20));
+        let pid = Pid::from_raw(self.child.id().cast_signed());
+        let _ = kill(pid, Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while matches!(self.child.try_wait(), Ok(None)) {
+            if Instant::now() > deadline {
+                let lines = self.kill_now();
+                return Err(E2eError::Failed {
+                    command: "tcpdump".to_owned(),
+                    status: "did not stop after SIGINT".to_owned(),
+                    stderr: lines.join("\n"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(self.file.clone())
+    }
+
+    fn kill_now(&mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default()
+    }
+}
+
+impl Drop for LoopbackCapture {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill_now();
+        }
+    }
+}
+
+/// Waits until `file` has not grown for `quiet`, at most `limit`.
+pub fn wait_until_settled(file: &Path, quiet: Duration, limit: Duration) {
+    let size = || std::fs::metadata(file).map_or(0, |m| m.len());
+    let started = Instant::now();
+    let mut last = size();
+    let mut since = Instant::now();
+    while started.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = size();
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= quiet {
+            return;
+        }
+    }
+}
+
+/// One TCP connection of a hand-made capture: its client port and its exchanges (request
+/// bytes, response bytes) in order.
+#[derive(Debug, Clone)]
+pub struct CraftedConnection {
+    /// The client's port (the client is 10.9.0.1, the server 10.9.0.2:80).
+    pub client_port: u16,
+    /// Request and response bytes, in turn.
+    pub exchanges: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Writes an Ethernet pcap of `connections`, one after another, each with handshake, the
+/// exchanges and close; packets 1 ms apart. For tests that cannot run tcpdump.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_pcap(path: &Path, connections: &[CraftedConnection]) -> Result<()> {
+    let io = |e| E2eError::io(path, e);
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    let mut ms = 0u64;
+    let server = ([10, 9, 0, 2], 80u16);
+    for conn in connections {
+        let client = ([10, 9, 0, 1], conn.client_port);
+        let (mut c, mut s) = (1000u32, 9000u32);
+        let mut packet = |from_client: bool, flags: u8, seq: u32, ack: u32, data: &[u8]| {
+            ms += 1;
+            let (src, dst) = if from_client { (client, server) } else { (server, client) };
+            let frame = frame(src, dst, flags, seq, ack, data);
+            let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+            let secs = 1_700_000_000 + u32::try_from(ms / 1000).unwrap_or(0);
+            let usecs = u32::try_from(ms % 1000 * 1000).unwrap_or(0);
+            for field in [secs, usecs, len, len] {
+                out.extend_from_slice(&field.to_le_bytes());
+            }
+            out.extend_from_slice(&frame);
+        };
+        packet(true, 0x02, c, 0, &[]);
+        packet(false, 0x12, s, c + 1, &[]);
+        c += 1;
+        s += 1;
+        packet(true, 0x10, c, s, &[]);
+        for (request, response) in &conn.exchanges {
+            for piece in request.chunks(1400) {
+                packet(true, 0x18, c, s, piece);
+                c = c.wrapping_add(u32::try_from(piece.len()).unwrap_or(0));
+            }
+            for piece in response.chunks(1400) {
+                packet(false, 0x18, s, c, piece);
+                s = s.wrapping_add(u32::try_from(piece.len()).unwrap_or(0));
+            }
+        }
+        packet(true, 0x11, c, s, &[]);
+        packet(false, 0x11, s, c + 1, &[]);
+        packet(true, 0x10, c + 1, s + 1, &[]);
+    }
+    let mut file = std::fs::File::create(path).map_err(io)?;
+    file.write_all(&out).map_err(io)
+}
+
+/// An Ethernet + IPv4 + TCP frame (checksums zero; tapline does not check them).
+fn frame(src: ([u8; 4], u16), dst: ([u8; 4], u16), flags: u8, seq: u32, ack: u32, data: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(54 + data.len());
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    let total = u16::try_from(40 + data.len()).unwrap_or(u16::MAX);
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.1.to_be_bytes());
+    f.extend_from_slice(&dst.1.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&ack.to_be_bytes());
+    f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    f.extend_from_slice(data);
+    f
+}
+
+/// Reads `DIR/report.json`.
+///
+/// # Errors
+/// When it is missing or not JSON.
+pub fn report_json(dir: &Path) -> Result<serde_json::Value> {
+    let path = dir.join("report.json");
+    let text = std::fs::read(&path).map_err(|e| E2eError::io(&path, e))?;
+    serde_json::from_slice(&text).map_err(|e| E2eError::Output {
+        tool: "tapline replay".to_owned(),
+        reason: format!("{}: {e}", path.display()),
+    })
+}
