@@ -5,7 +5,8 @@
 # Run as root from anywhere:  sudo bench/mock.sh
 # It installs what it lacks (nginx-light, wrk, tcpdump, curl, iproute2, util-linux for taskset),
 # builds tapline (release), then inside a network namespace of its own (loopback only):
-#   1. starts nginx (1 worker) answering GET /small (a ~120 B JSON body) and GET /large (16 KiB);
+#   1. starts nginx (1 worker) answering GET /small (a ~100 B JSON body, `return 200`) and
+#      GET /large (a 16 KiB static file, sendfile and open_file_cache on);
 #   2. records a few requests to it with tcpdump and imports them: a snapshot of nginx's answers;
 #   3. starts `tapline mock` on that snapshot (1 worker thread) and checks with curl that it
 #      answers both paths with nginx's bodies, byte for byte;
@@ -103,10 +104,12 @@ wait_port() {
 }
 
 start_nginx() {
-    mkdir -p "$WORK/tmp"
-    local small large
+    mkdir -p "$WORK/tmp" "$WORK/www"
+    local small
     small='{"id":"42","name":"tapline bench user","email":"user42@example.com","roles":["reader","writer"]}'
-    large=$(head -c 12288 /dev/zero | tr '\0' 'x' | base64 -w 0 | head -c 16384)
+    # 16 KiB of printable bytes (too long for a `return` string in nginx.conf: a file).
+    head -c 12288 /dev/urandom | base64 -w 0 | head -c 16384 >"$WORK/www/large"
+    chmod 644 "$WORK/www/large"
     cat >"$WORK/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -124,10 +127,14 @@ http {
     fastcgi_temp_path $WORK/tmp/fastcgi;
     uwsgi_temp_path $WORK/tmp/uwsgi;
     scgi_temp_path $WORK/tmp/scgi;
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=16 inactive=600s;
+    open_file_cache_valid 600s;
     server {
         listen 127.0.0.1:$NGINX_PORT backlog=4096;
         location = /small { default_type application/json; return 200 '$small'; }
-        location = /large { default_type application/octet-stream; return 200 '$large'; }
+        location = /large { root $WORK/www; default_type application/octet-stream; etag off; }
     }
 }
 EOF
@@ -217,7 +224,7 @@ report() {
         echo "- Machine: $machine; load average (1, 5, 15 min) $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
         echo "- tapline: \`$("$TAPLINE" --version 2>/dev/null)\` (tree: $rev); nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'); $(wrk --version 2>&1 | awk 'NR == 1 {print $1, $2}')"
         echo "- Command (as root, from the repo root): \`$COMMAND\`"
-        echo "- Setup: a network namespace's loopback. nginx (1 worker, \`return 200\` of a fixed body, access_log off) answers GET /small ($(stat -c %s "$WORK/nginx.small") B JSON) and GET /large ($(stat -c %s "$WORK/nginx.large") B); tcpdump records 6 requests to it, \`tapline import\` makes the snapshot, and \`tapline mock SNAP --threads 1\` answers from it (nginx's bodies and headers as recorded, plus \`X-Tapline-Mock: matched\`; curl checks the bodies byte for byte). The server under test is pinned to CPU 1, \`wrk -t1 -c$CONNS -d${DURATION}s --latency\` to CPU 0; nginx and the mock take turns, $RUNS runs each, medians shown."
+        echo "- Setup: a network namespace's loopback. nginx (1 worker, access_log off) answers GET /small ($(stat -c %s "$WORK/nginx.small") B of JSON, \`return 200\`) and GET /large (a $(stat -c %s "$WORK/nginx.large") B static file, sendfile and open_file_cache on); tcpdump records 6 requests to it, \`tapline import\` makes the snapshot, and \`tapline mock SNAP --threads 1\` answers from it (nginx's bodies and headers as recorded, plus \`X-Tapline-Mock: matched\`; curl checks the bodies byte for byte). The server under test is pinned to CPU 1, \`wrk -t1 -c$CONNS -d${DURATION}s --latency\` to CPU 0; nginx and the mock take turns, $RUNS runs each, medians shown."
         echo
         echo "| body | server | requests/s | MB/s | p50 ms | p99 ms | × nginx |"
         echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"

@@ -241,7 +241,7 @@ impl Pipeline {
         let Pipeline {
             layout,
             workers,
-            packet_store,
+            mut packet_store,
             dispatcher,
             mut counts,
             range,
@@ -249,6 +249,9 @@ impl Pipeline {
             writer,
             ..
         } = self;
+        packet_store
+            .publish()
+            .map_err(|e| SnapshotError::Segment(layout.packets_dir(), e))?;
         dispatcher.finish();
         let mut stats = Vec::with_capacity(workers);
         for handle in handles {
@@ -365,6 +368,10 @@ impl Dispatcher {
         });
         batch.items.push(item);
         if batch.items.len() >= DISPATCH_BATCH {
+            // Workers read only published frames (a roll-over publishes the segment it leaves).
+            store
+                .publish()
+                .map_err(|e| SnapshotError::Segment(PathBuf::from("packets"), e))?;
             let full = self.pending[worker].take();
             self.send(worker, full);
         }

@@ -162,14 +162,18 @@ fn span_hint(error: &SpanError) -> &'static str {
     }
 }
 
-/// Raises `flag` on SIGINT and SIGTERM (and leaves the default action otherwise).
+/// Returns a flag that the first SIGINT or SIGTERM raises; a second one ends the process at
+/// once (exit 130), leaving the snapshot as its last checkpoint.
 ///
 /// # Errors
 /// When the handlers cannot be installed.
 pub fn stop_on_signals() -> std::io::Result<&'static AtomicBool> {
     static STOP: AtomicBool = AtomicBool::new(false);
     extern "C" fn raise(_signal: libc::c_int) {
-        STOP.store(true, Ordering::SeqCst);
+        if STOP.swap(true, Ordering::SeqCst) {
+            // SAFETY: _exit is async-signal-safe; the kernel detaches the programs.
+            unsafe { libc::_exit(130) };
+        }
     }
     for signal in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
@@ -181,8 +185,9 @@ pub fn stop_on_signals() -> std::io::Result<&'static AtomicBool> {
     Ok(&STOP)
 }
 
-/// Moves the calling thread into the network namespace `name` (`/run/netns/NAME`). Threads it
-/// starts afterwards are born there.
+/// Moves the calling thread into the network namespace `name` (`/run/netns/NAME`, or a path
+/// such as `/proc/PID/ns/net` when `name` holds a `/`). Threads it starts afterwards are born
+/// there.
 ///
 /// # Errors
 /// [`LiveError::Netns`] when there is no such namespace or no privilege to enter it.
@@ -285,12 +290,12 @@ impl Active {
         Ok(match self {
             Active::Ebpf(source) => source.drain(DRAIN_BATCH, sink)?,
             Active::Span(socket, filter) => {
-                if filter == &Filter::default() {
+                if *filter == Filter::default() {
                     socket.drain(4, sink)?
                 } else {
-                    let filter = filter.clone();
+                    let filter = &*filter;
                     let mut filtered = |p: &RawPacket<'_>| {
-                        if span_selects(&filter, p) {
+                        if span_selects(filter, p) {
                             sink(p)
                         } else {
                             Ok(())

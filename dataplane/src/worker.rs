@@ -352,7 +352,9 @@ fn to_pair(info: &ConnInfo, swapped: bool, index: u32, exchange: Exchange) -> RR
         .flatten()
         .map(|m| m.end_ns)
         .max()
-        .unwrap_or(start_ns);
+        .unwrap_or(start_ns)
+        // A capture whose clock stepped back must not show an exchange ending before it began.
+        .max(start_ns);
     RRPair {
         id: pair_id(client, server, info.first_ts_ns, index),
         protocol: Protocol::Http1,

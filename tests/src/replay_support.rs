@@ -38,8 +38,11 @@ pub fn python(netns: Option<&Netns>, name: &str, args: &[&str]) -> Result<Backgr
 /// # Errors
 /// When no port can be bound.
 pub fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| E2eError::io("127.0.0.1:0", e))?;
-    let addr = listener.local_addr().map_err(|e| E2eError::io("127.0.0.1:0", e))?;
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| E2eError::io("127.0.0.1:0", e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| E2eError::io("127.0.0.1:0", e))?;
     Ok(addr.port())
 }
 
@@ -107,7 +110,11 @@ impl LoopbackCapture {
     /// # Errors
     /// When tcpdump does not exit within 15 s.
     pub fn stop(mut self) -> Result<PathBuf> {
-        wait_until_settled(&self.file, Duration::from_millis(1500), Duration::from_secs(20));
+        wait_until_settled(
+            &self.file,
+            Duration::from_millis(1500),
+            Duration::from_secs(20),
+        );
         let pid = Pid::from_raw(self.child.id().cast_signed());
         let _ = kill(pid, Signal::SIGINT);
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -128,7 +135,10 @@ impl LoopbackCapture {
     fn kill_now(&mut self) -> Vec<String> {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default()
+        self.stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
     }
 }
 
@@ -189,7 +199,11 @@ pub fn write_pcap(path: &Path, connections: &[CraftedConnection]) -> Result<()> 
         let (mut c, mut s) = (1000u32, 9000u32);
         let mut packet = |from_client: bool, flags: u8, seq: u32, ack: u32, data: &[u8]| {
             ms += 1;
-            let (src, dst) = if from_client { (client, server) } else { (server, client) };
+            let (src, dst) = if from_client {
+                (client, server)
+            } else {
+                (server, client)
+            };
             let frame = frame(src, dst, flags, seq, ack, data);
             let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
             let secs = 1_700_000_000 + u32::try_from(ms / 1000).unwrap_or(0);
@@ -223,7 +237,14 @@ pub fn write_pcap(path: &Path, connections: &[CraftedConnection]) -> Result<()> 
 }
 
 /// An Ethernet + IPv4 + TCP frame (checksums zero; tapline does not check them).
-fn frame(src: ([u8; 4], u16), dst: ([u8; 4], u16), flags: u8, seq: u32, ack: u32, data: &[u8]) -> Vec<u8> {
+fn frame(
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    data: &[u8],
+) -> Vec<u8> {
     let mut f = Vec::with_capacity(54 + data.len());
     f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
     let total = u16::try_from(40 + data.len()).unwrap_or(u16::MAX);

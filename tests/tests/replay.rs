@@ -9,6 +9,7 @@
 //! - a slower build breaches `p99<=1.1x`; `--rate` is met on loopback;
 //! - bad input (an unreachable target, a snapshot without HTTP, a malformed `--assert`) is
 //!   refused with exit 2 and one line naming it.
+//!
 //! Tests without root use captures made by hand and a dependency process as the target.
 
 // Helpers of tests panic on failure, as the tests themselves do.
@@ -23,7 +24,9 @@ use tapline_e2e::replay_support::{
     CraftedConnection, LoopbackCapture, REPLAY_TIMEOUT, free_port, python, report_json, write_pcap,
 };
 use tapline_e2e::tapline::{self, TAPLINE_TIMEOUT, check_input_error, check_no_crash};
-use tapline_e2e::{Background, Netns, NetnsGuard, Run, require_root, require_tools, run_checked, scripts};
+use tapline_e2e::{
+    Background, Netns, NetnsGuard, Run, require_root, require_tools, run_checked, scripts,
+};
 
 /// Ports inside a test's namespace.
 const SERVICE: u16 = 8080;
@@ -62,7 +65,14 @@ impl Shop {
     fn replay(&self, port: u16, extra: &[&str]) -> Run {
         let snapshot = self.snapshot.to_string_lossy().into_owned();
         let target = format!("http://127.0.0.1:{port}");
-        let mut args = vec!["replay", &snapshot, "--target", &target, "--filter", "port=8080"];
+        let mut args = vec![
+            "replay",
+            &snapshot,
+            "--target",
+            &target,
+            "--filter",
+            "port=8080",
+        ];
         args.extend_from_slice(extra);
         self.tapline(&args)
     }
@@ -100,18 +110,36 @@ fn record(test: &str, client_args: &[&str]) -> Option<Shop> {
     let guard = NetnsGuard::new(test).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ns = &guard.a;
-    let dependency = python(Some(ns), "replay_dependency.py", &["--port", &DEPENDENCY.to_string()]).unwrap();
+    let dependency = python(
+        Some(ns),
+        "replay_dependency.py",
+        &["--port", &DEPENDENCY.to_string()],
+    )
+    .unwrap();
     let service = python(
         Some(ns),
         "replay_service.py",
-        &["--port", &SERVICE.to_string(), "--dependency", &format!("http://127.0.0.1:{DEPENDENCY}")],
+        &[
+            "--port",
+            &SERVICE.to_string(),
+            "--dependency",
+            &format!("http://127.0.0.1:{DEPENDENCY}"),
+        ],
     )
     .unwrap();
     let pcap = dir.path().join("shop.pcap");
     let capture = LoopbackCapture::start(
         ns,
         &pcap,
-        &["tcp", "port", &SERVICE.to_string(), "or", "tcp", "port", &DEPENDENCY.to_string()],
+        &[
+            "tcp",
+            "port",
+            &SERVICE.to_string(),
+            "or",
+            "tcp",
+            "port",
+            &DEPENDENCY.to_string(),
+        ],
     )
     .unwrap();
     let client = run_checked(
@@ -126,7 +154,10 @@ fn record(test: &str, client_args: &[&str]) -> Option<Shop> {
     drop(service);
     drop(dependency);
     let snapshot = dir.path().join("snapshot");
-    tapline::import(&pcap, &snapshot, None).unwrap().checked(TAPLINE_TIMEOUT).unwrap();
+    tapline::import(&pcap, &snapshot, None)
+        .unwrap()
+        .checked(TAPLINE_TIMEOUT)
+        .unwrap();
     let seen = client
         .stdout_text()
         .lines()
@@ -148,7 +179,9 @@ fn record(test: &str, client_args: &[&str]) -> Option<Shop> {
 }
 
 fn count(report: &Value, key: &str) -> u64 {
-    report[key].as_u64().unwrap_or_else(|| panic!("{key} missing in {report:#}"))
+    report[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} missing in {report:#}"))
 }
 
 fn rules_of(report: &Value, endpoint: &str) -> Vec<String> {
@@ -164,24 +197,51 @@ fn replay_root_reproduces_the_bug_with_the_dependency_mocked() {
     let Some(shop) = record(TEST, &[]) else {
         return;
     };
-    let failing = shop.seen.iter().filter(|(_, _, status)| *status == 500).count() as u64;
+    let failing = shop
+        .seen
+        .iter()
+        .filter(|(_, _, status)| *status == 500)
+        .count() as u64;
     assert_eq!(failing, 8, "the recording holds the bug: {:?}", shop.seen);
     let _mock = shop.mock();
     let _service = shop.service(TARGET, MOCK, &[]);
     let dir = shop.path("report");
     let junit = shop.path("junit.xml");
-    let run = shop.replay(TARGET, &["--report", dir.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+    let run = shop.replay(
+        TARGET,
+        &[
+            "--report",
+            dir.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
     let summary = run.stdout_text();
     assert_eq!(run.code(), Some(0), "{summary}\n{}", run.stderr);
     let report = report_json(&dir).unwrap();
     let total = shop.seen.len() as u64;
-    assert_eq!((count(&report, "total"), count(&report, "matched")), (total, total), "{summary}");
-    assert_eq!((count(&report, "mismatched"), count(&report, "errors")), (0, 0));
+    assert_eq!(
+        (count(&report, "total"), count(&report, "matched")),
+        (total, total),
+        "{summary}"
+    );
+    assert_eq!(
+        (count(&report, "mismatched"), count(&report, "errors")),
+        (0, 0)
+    );
     // The failing requests fail again, and that matches the recording.
-    assert_eq!(report["statuses"]["500"].as_u64(), Some(failing), "{summary}");
+    assert_eq!(
+        report["statuses"]["500"].as_u64(),
+        Some(failing),
+        "{summary}"
+    );
     // Each answer carried noise; it was found in the recording and left out.
     let users = rules_of(&report, "GET /api/users/{id}");
-    for rule in ["header:x-request-id", "json:$.request_id", "json:$.served_at"] {
+    for rule in [
+        "header:x-request-id",
+        "json:$.request_id",
+        "json:$.served_at",
+    ] {
         assert!(users.contains(&rule.to_owned()), "{users:?}");
     }
     let orders = rules_of(&report, "POST /api/orders");
@@ -189,11 +249,20 @@ fn replay_root_reproduces_the_bug_with_the_dependency_mocked() {
         assert!(orders.contains(&rule.to_owned()), "{orders:?}");
     }
     assert!(summary.contains("result: PASS"), "{summary}");
-    assert!(std::fs::read_to_string(&junit).unwrap().contains("failures=\"0\""));
+    assert!(
+        std::fs::read_to_string(&junit)
+            .unwrap()
+            .contains("failures=\"0\"")
+    );
 
     // Without --filter, the recording's two servers (service and dependency) are refused.
     let snapshot = shop.snapshot.to_string_lossy().into_owned();
-    let run = shop.tapline(&["replay", &snapshot, "--target", &format!("http://127.0.0.1:{TARGET}")]);
+    let run = shop.tapline(&[
+        "replay",
+        &snapshot,
+        "--target",
+        &format!("http://127.0.0.1:{TARGET}"),
+    ]);
     if let Err(problem) = check_input_error(&run, "requests to 2 servers") {
         panic!("{problem}");
     }
@@ -209,7 +278,15 @@ fn replay_root_reports_exactly_the_requests_the_fix_changed() {
     let _fixed = shop.service(TARGET, MOCK, &["--fixed"]);
     let dir = shop.path("report");
     let junit = shop.path("junit.xml");
-    let run = shop.replay(TARGET, &["--report", dir.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+    let run = shop.replay(
+        TARGET,
+        &[
+            "--report",
+            dir.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
     let summary = run.stdout_text();
     assert_eq!(run.code(), Some(1), "{summary}\n{}", run.stderr);
     let report = report_json(&dir).unwrap();
@@ -230,17 +307,36 @@ fn replay_root_reports_exactly_the_requests_the_fix_changed() {
     expected.sort_unstable();
     assert_eq!(reported, expected, "{summary}");
     assert_eq!(count(&report, "mismatched"), changed.len() as u64);
-    assert_eq!(count(&report, "matched"), (shop.seen.len() - changed.len()) as u64);
+    assert_eq!(
+        count(&report, "matched"),
+        (shop.seen.len() - changed.len()) as u64
+    );
     for m in report["mismatches"].as_array().unwrap() {
-        assert_eq!((m["expected_status"].as_u64(), m["actual_status"].as_u64()), (Some(500), Some(200)));
-        let paths: Vec<&str> = m["diffs"].as_array().unwrap().iter().map(|d| d["path"].as_str().unwrap()).collect();
+        assert_eq!(
+            (m["expected_status"].as_u64(), m["actual_status"].as_u64()),
+            (Some(500), Some(200))
+        );
+        let paths: Vec<&str> = m["diffs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["path"].as_str().unwrap())
+            .collect();
         assert_eq!(paths.first(), Some(&"status"), "{paths:?}");
         assert!(paths.contains(&"$.email_domain"), "{paths:?}");
         // Noise stays out even of a changed response.
-        assert!(!paths.iter().any(|p| p.contains("served_at") || p.contains("request_id")), "{paths:?}");
+        assert!(
+            !paths
+                .iter()
+                .any(|p| p.contains("served_at") || p.contains("request_id")),
+            "{paths:?}"
+        );
     }
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.starts_with("<?xml") && xml.contains("failures=\"1\""), "{xml}");
+    assert!(
+        xml.starts_with("<?xml") && xml.contains("failures=\"1\""),
+        "{xml}"
+    );
     assert!(xml.contains("GET /api/users/5 (pair "), "{xml}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.starts_with("<!doctype html>") && html.contains("/api/users/5"));
@@ -257,7 +353,15 @@ fn replay_root_a_slower_build_breaches_p99() {
     let _slow = shop.service(TARGET, MOCK, &["--delay-ms", "40"]);
     let _normal = shop.service(TARGET + 1, MOCK, &[]);
     let dir = shop.path("slow");
-    let run = shop.replay(TARGET, &["--assert", "p99<=1.1x,match>=100%", "--report", dir.to_str().unwrap()]);
+    let run = shop.replay(
+        TARGET,
+        &[
+            "--assert",
+            "p99<=1.1x,match>=100%",
+            "--report",
+            dir.to_str().unwrap(),
+        ],
+    );
     assert_eq!(run.code(), Some(1), "{}", run.stdout_text());
     let report = report_json(&dir).unwrap();
     let p99 = &report["assertions"][0];
@@ -268,7 +372,10 @@ fn replay_root_a_slower_build_breaches_p99() {
     assert_eq!(report["assertions"][1]["pass"], true);
     assert!(run.stdout_text().contains("FAIL p99<=1.1x"));
     // The build as recorded holds generous bounds.
-    let run = shop.replay(TARGET + 1, &["--assert", "errors<=0.5%,match>=99%,p99<=500ms"]);
+    let run = shop.replay(
+        TARGET + 1,
+        &["--assert", "errors<=0.5%,match>=99%,p99<=500ms"],
+    );
     assert_eq!(run.code(), Some(0), "{}", run.stdout_text());
 }
 
@@ -276,7 +383,10 @@ fn replay_root_a_slower_build_breaches_p99() {
 fn replay_root_rate_is_met_on_loopback() {
     const TEST: &str = "replay_root_rate_is_met_on_loopback";
     // 300 requests 10 ms apart on 4 connections: 100 req/s for 3 s.
-    let Some(shop) = record(TEST, &["--mix", "health", "--count", "300", "--gap-ms", "10"]) else {
+    let Some(shop) = record(
+        TEST,
+        &["--mix", "health", "--count", "300", "--gap-ms", "10"],
+    ) else {
         return;
     };
     let _service = shop.service(TARGET, DEPENDENCY, &[]);
@@ -292,11 +402,20 @@ fn replay_root_rate_is_met_on_loopback() {
         let asked_rps = report["rate"]["asked_rps"].as_f64().unwrap();
         let achieved = report["rate"]["achieved_rps"].as_f64().unwrap();
         // The recording's own pace is the client's, within a few percent of its 100 req/s.
-        assert!((asked_rps / asked - 1.0).abs() < 0.05, "{rate}: asked {asked_rps}");
-        assert!((achieved / asked_rps - 1.0).abs() < 0.03, "{rate}: asked {asked_rps}, achieved {achieved}");
+        assert!(
+            (asked_rps / asked - 1.0).abs() < 0.05,
+            "{rate}: asked {asked_rps}"
+        );
+        assert!(
+            (achieved / asked_rps - 1.0).abs() < 0.03,
+            "{rate}: asked {asked_rps}, achieved {achieved}"
+        );
         if duration.is_some() {
             let total = count(&report, "total") as f64;
-            assert!((total / (3.0 * asked_rps) - 1.0).abs() < 0.05, "{total} requests in 3 s at {asked_rps}");
+            assert!(
+                (total / (3.0 * asked_rps) - 1.0).abs() < 0.05,
+                "{total} requests in 3 s at {asked_rps}"
+            );
         }
     }
 }
@@ -313,7 +432,8 @@ fn dependency_answer(status: &str, body: &str) -> Vec<u8> {
 }
 
 fn get(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: profiles.internal\r\nAccept: application/json\r\n\r\n").into_bytes()
+    format!("GET {path} HTTP/1.1\r\nHost: profiles.internal\r\nAccept: application/json\r\n\r\n")
+        .into_bytes()
 }
 
 /// A capture of calls to the dependency made by hand; one recorded answer is out of date.
@@ -322,23 +442,47 @@ fn crafted_snapshot(dir: &Path) -> PathBuf {
         CraftedConnection {
             client_port: 40001,
             exchanges: vec![
-                (get("/profiles/1"), dependency_answer("200 OK", r#"{"id": 1, "name": "user 1", "email": "user1@example.com"}"#)),
-                (get("/profiles/5"), dependency_answer("200 OK", r#"{"id": 5, "name": "user 5", "email": null}"#)),
-                (get("/prices/book"), dependency_answer("200 OK", r#"{"item": "book", "price": 13.5}"#)),
+                (
+                    get("/profiles/1"),
+                    dependency_answer(
+                        "200 OK",
+                        r#"{"id": 1, "name": "user 1", "email": "user1@example.com"}"#,
+                    ),
+                ),
+                (
+                    get("/profiles/5"),
+                    dependency_answer("200 OK", r#"{"id": 5, "name": "user 5", "email": null}"#),
+                ),
+                (
+                    get("/prices/book"),
+                    dependency_answer("200 OK", r#"{"item": "book", "price": 13.5}"#),
+                ),
             ],
         },
         CraftedConnection {
             client_port: 40002,
             exchanges: vec![
-                (get("/profiles/7"), dependency_answer("200 OK", r#"{"id": 7, "name": "user 7", "email": "old7@example.com"}"#)),
-                (get("/profiles/2000"), dependency_answer("404 Not Found", r#"{"error": "no such profile"}"#)),
+                (
+                    get("/profiles/7"),
+                    dependency_answer(
+                        "200 OK",
+                        r#"{"id": 7, "name": "user 7", "email": "old7@example.com"}"#,
+                    ),
+                ),
+                (
+                    get("/profiles/2000"),
+                    dependency_answer("404 Not Found", r#"{"error": "no such profile"}"#),
+                ),
             ],
         },
     ];
     let pcap = dir.join("crafted.pcap");
     write_pcap(&pcap, &connections).unwrap();
     let snapshot = dir.join("snapshot");
-    tapline::import(&pcap, &snapshot, None).unwrap().checked(TAPLINE_TIMEOUT).unwrap();
+    tapline::import(&pcap, &snapshot, None)
+        .unwrap()
+        .checked(TAPLINE_TIMEOUT)
+        .unwrap();
     snapshot
 }
 
@@ -360,31 +504,72 @@ fn replay_diffs_a_crafted_capture_against_a_real_server() {
     let snap = snapshot.to_str().unwrap();
     let out = dir.path().join("report");
     let junit = dir.path().join("junit.xml");
-    let run = replay(&["replay", snap, "--target", &target, "--report", out.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+    let run = replay(&[
+        "replay",
+        snap,
+        "--target",
+        &target,
+        "--report",
+        out.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
     assert_eq!(run.code(), Some(1), "{}\n{}", run.stdout_text(), run.stderr);
     let report = report_json(&out).unwrap();
     assert_eq!(
-        [count(&report, "total"), count(&report, "matched"), count(&report, "mismatched"), count(&report, "errors")],
+        [
+            count(&report, "total"),
+            count(&report, "matched"),
+            count(&report, "mismatched"),
+            count(&report, "errors")
+        ],
         [5, 4, 1, 0]
     );
     let mismatch = &report["mismatches"][0];
     assert_eq!(mismatch["target"], "/profiles/7");
     assert_eq!(mismatch["diffs"].as_array().unwrap().len(), 1, "{mismatch}");
     let diff = &mismatch["diffs"][0];
-    assert_eq!((diff["path"].as_str(), diff["kind"].as_str()), (Some("$.email"), Some("changed")));
-    assert_eq!((diff["expected"].as_str(), diff["actual"].as_str()), (Some("old7@example.com"), Some("user7@example.com")));
+    assert_eq!(
+        (diff["path"].as_str(), diff["kind"].as_str()),
+        (Some("$.email"), Some("changed"))
+    );
+    assert_eq!(
+        (diff["expected"].as_str(), diff["actual"].as_str()),
+        (Some("old7@example.com"), Some("user7@example.com"))
+    );
     let endpoints: BTreeMap<&str, u64> = report["endpoints"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["endpoint"].as_str().unwrap(), e["total"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                e["endpoint"].as_str().unwrap(),
+                e["total"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(endpoints, BTreeMap::from([("GET /profiles/{id}", 4), ("GET /prices/book", 1)]));
-    assert!(run.stdout_text().contains(r#"$.email: "old7@example.com" → "user7@example.com""#));
+    assert_eq!(
+        endpoints,
+        BTreeMap::from([("GET /profiles/{id}", 4), ("GET /prices/book", 1)])
+    );
+    assert!(
+        run.stdout_text()
+            .contains(r#"$.email: "old7@example.com" → "user7@example.com""#)
+    );
     assert!(junit.is_file() && out.join("report.html").is_file());
 
     // A rule takes the field out; the rest matched already.
-    let run = replay(&["replay", snap, "--target", &target, "--ignore", "json:$.email", "--keep-host", "--rate", "max"]);
+    let run = replay(&[
+        "replay",
+        snap,
+        "--target",
+        &target,
+        "--ignore",
+        "json:$.email",
+        "--keep-host",
+        "--rate",
+        "max",
+    ]);
     assert_eq!(run.code(), Some(0), "{}", run.stdout_text());
     // The same rule from a config file.
     let config = dir.path().join("tapline.toml");
@@ -411,7 +596,14 @@ fn replay_bad_input_is_refused_with_a_clear_line() {
     assert_input_error(&run, &format!("target {url} is unreachable"));
 
     // A malformed assertion names the token.
-    let run = replay(&["replay", snap, "--target", &url, "--assert", "p99<=1.1x,errors<=0.5y"]);
+    let run = replay(&[
+        "replay",
+        snap,
+        "--target",
+        &url,
+        "--assert",
+        "p99<=1.1x,errors<=0.5y",
+    ]);
     assert_input_error(&run, "\"0.5y\"");
     let run = replay(&["replay", snap, "--target", &url, "--assert", "p98<=1.1x"]);
     assert_input_error(&run, "unknown metric");
@@ -434,13 +626,19 @@ fn replay_bad_input_is_refused_with_a_clear_line() {
     // A snapshot without HTTP: TCP that is not HTTP, and a capture with no packets.
     let ssh = CraftedConnection {
         client_port: 40100,
-        exchanges: vec![(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec(), b"SSH-2.0-OpenSSH_9.2p1\r\n\x00\x00\x01\x14".to_vec())],
+        exchanges: vec![(
+            b"SSH-2.0-OpenSSH_9.6\r\n".to_vec(),
+            b"SSH-2.0-OpenSSH_9.2p1\r\n\x00\x00\x01\x14".to_vec(),
+        )],
     };
     for (name, connections) in [("ssh", vec![ssh]), ("empty", vec![])] {
         let pcap = dir.path().join(format!("{name}.pcap"));
         write_pcap(&pcap, &connections).unwrap();
         let out = dir.path().join(name);
-        tapline::import(&pcap, &out, None).unwrap().checked(TAPLINE_TIMEOUT).unwrap();
+        tapline::import(&pcap, &out, None)
+            .unwrap()
+            .checked(TAPLINE_TIMEOUT)
+            .unwrap();
         let run = replay(&["replay", out.to_str().unwrap(), "--target", &url]);
         assert_input_error(&run, "holds no HTTP/1 requests to replay");
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::bail;
+use tapline_mock::recorded::Skipped;
 use tapline_mock::{
     Index, Latency, MatchConfig, Mock, SequenceEnd, ServerConfig, ServiceSelector, Summary,
 };

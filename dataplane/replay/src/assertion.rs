@@ -150,13 +150,19 @@ pub fn parse_assertions(expr: &str) -> Result<Vec<Assertion>, AssertionError> {
             .find(['<', '>', '='])
             .ok_or_else(|| fail(text, "expected METRIC OP VALUE, e.g. p99<=1.1x"))?;
         let (name, rest) = text.split_at(op_at);
-        let (op, value) = [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("<", Op::Lt), (">", Op::Gt)]
-            .iter()
-            .find_map(|(t, op)| rest.strip_prefix(t).map(|v| (*op, v)))
-            .ok_or_else(|| {
-                let token: String = rest.chars().take_while(|c| "<>=!".contains(*c)).collect();
-                fail(&token, "unknown operator: expected <=, <, >=, > or ==")
-            })?;
+        let (op, value) = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ]
+        .iter()
+        .find_map(|(t, op)| rest.strip_prefix(t).map(|v| (*op, v)))
+        .ok_or_else(|| {
+            let token: String = rest.chars().take_while(|c| "<>=!".contains(*c)).collect();
+            fail(&token, "unknown operator: expected <=, <, >=, > or ==")
+        })?;
         let name = name.trim();
         let metric = metric(name).ok_or_else(|| {
             fail(name, "unknown metric: expected p50, p90, p95, p99, p999, max, mean, errors, 5xx, match, mismatch or rate")
@@ -196,7 +202,11 @@ fn number(text: &str) -> Result<f64, String> {
         && text.chars().all(|c| c.is_ascii_digit() || c == '.')
         && text.chars().filter(|&c| c == '.').count() <= 1
         && text != ".";
-    let n: f64 = if ok { text.parse().map_err(|_| String::new())? } else { f64::NAN };
+    let n: f64 = if ok {
+        text.parse().map_err(|_| String::new())?
+    } else {
+        f64::NAN
+    };
     if n.is_finite() {
         Ok(n)
     } else {
@@ -236,7 +246,10 @@ fn parse_value(metric: Metric, text: &str) -> Result<Value, String> {
     if fits {
         Ok(value)
     } else {
-        Err("a duration only bounds a latency metric; use a share (0.5%), a count or a factor".into())
+        Err(
+            "a duration only bounds a latency metric; use a share (0.5%), a count or a factor"
+                .into(),
+        )
     }
 }
 
@@ -297,12 +310,21 @@ const LATENCY_SLOTS: [(Latency, usize); 7] = [
 
 /// Judges one assertion.
 pub fn evaluate(a: &Assertion, f: &Figures) -> Verdict {
-    let pct = |n: u64| if f.total == 0 { 0.0 } else { n as f64 * 100.0 / f.total as f64 };
+    let pct = |n: u64| {
+        if f.total == 0 {
+            0.0
+        } else {
+            n as f64 * 100.0 / f.total as f64
+        }
+    };
     let count = |n: u64, baseline_pct: f64| (n as f64, baseline_pct * f.total as f64 / 100.0);
     // (measured, baseline) in the unit the value is written in.
     let (unit, measured, baseline) = match (a.metric, a.value) {
         (Metric::Latency(l), _) => {
-            let slot = LATENCY_SLOTS.iter().find(|(x, _)| *x == l).map_or(0, |(_, s)| *s);
+            let slot = LATENCY_SLOTS
+                .iter()
+                .find(|(x, _)| *x == l)
+                .map_or(0, |(_, s)| *s);
             ("ms", f.replay_ms[slot], f.recorded_ms[slot])
         }
         (Metric::Rate, Value::Percent(_)) => ("%", pct_of(f.achieved_rps, f.asked_rps), 100.0),
@@ -341,7 +363,11 @@ pub fn evaluate(a: &Assertion, f: &Figures) -> Verdict {
 }
 
 fn pct_of(part: f64, whole: f64) -> f64 {
-    if whole > 0.0 { part * 100.0 / whole } else { 0.0 }
+    if whole > 0.0 {
+        part * 100.0 / whole
+    } else {
+        0.0
+    }
 }
 
 fn round(v: f64) -> f64 {

@@ -79,7 +79,11 @@ pub struct Observed<'a> {
 
 /// Compares; returns the differences kept (at most [`MAX_DIFFERENCES`]) and how many there
 /// were.
-pub fn compare(expected: &Expected, observed: &Observed<'_>, ignore: &IgnoreSet) -> (Vec<Difference>, usize) {
+pub fn compare(
+    expected: &Expected,
+    observed: &Observed<'_>,
+    ignore: &IgnoreSet,
+) -> (Vec<Difference>, usize) {
     let mut out = Vec::new();
     let mut found = 0;
     if !ignore.status() && expected.status != observed.status {
@@ -121,7 +125,9 @@ fn header_differences(
     ignore: &IgnoreSet,
     out: &mut Vec<Difference>,
 ) -> usize {
-    let mut by_name: BTreeMap<String, (Vec<&[u8]>, Vec<&[u8]>)> = BTreeMap::new();
+    // Per lowercase name: the recorded values and the target's, in order.
+    type Values<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>);
+    let mut by_name: BTreeMap<String, Values<'_>> = BTreeMap::new();
     for (n, v) in &expected.headers {
         if !ignore.header(n) {
             by_name.entry(n.clone()).or_default().0.push(v);
@@ -133,7 +139,10 @@ fn header_differences(
         }
     }
     let join = |values: &[&[u8]]| {
-        let parts: Vec<String> = values.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+        let parts: Vec<String> = values
+            .iter()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
         Value::String(parts.join(", "))
     };
     let mut found = 0;
@@ -174,10 +183,10 @@ fn body_differences(
             .headers
             .iter()
             .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && is_json_type(v));
-    if json_typed || looks_like_json(&expected.body) || looks_like_json(&actual) {
-        if let (Some(e), Ok(a)) = (expected.json(), serde_json::from_slice::<Value>(&actual)) {
-            return diff_json(e, &a, ignore, out, MAX_DIFFERENCES);
-        }
+    if (json_typed || looks_like_json(&expected.body) || looks_like_json(&actual))
+        && let (Some(e), Ok(a)) = (expected.json(), serde_json::from_slice::<Value>(&actual))
+    {
+        return diff_json(e, &a, ignore, out, MAX_DIFFERENCES);
     }
     out.push(bytes_difference(&expected.body, &actual));
     1
@@ -218,7 +227,10 @@ fn is_json_type(value: &[u8]) -> bool {
 }
 
 fn looks_like_json(body: &[u8]) -> bool {
-    matches!(body.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{' | b'['))
+    matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    )
 }
 
 #[cfg(test)]

@@ -124,7 +124,10 @@ report = "out"
         assert_eq!(s.connections, Some(4));
         assert_eq!(s.assert.unwrap().joined(), "p99<=1.1x,errors<=0.5%");
         assert_eq!(s.report, Some(PathBuf::from("out")));
-        assert_eq!(parse("[import]\nworkers = 1\n").unwrap(), ReplaySection::default());
+        assert_eq!(
+            parse("[import]\nworkers = 1\n").unwrap(),
+            ReplaySection::default()
+        );
         let one = parse("[replay]\nassert = \"match>=99%\"\n").unwrap();
         assert_eq!(one.assert.unwrap().joined(), "match>=99%");
     }
@@ -138,7 +141,9 @@ report = "out"
         let e = parse("replay = 3\n").unwrap_err();
         assert!(e.contains("[replay] table"), "{e}");
         assert!(parse("[replay\n").is_err());
-        let e = load(Path::new("/nonexistent/tapline.toml")).unwrap_err().to_string();
+        let e = load(Path::new("/nonexistent/tapline.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/nonexistent/tapline.toml"), "{e}");
     }
 }

@@ -74,7 +74,14 @@ impl Batch<'_> {
         }
     }
 
-    fn record(&mut self, index: usize, intended: Instant, sent: Instant, done: Instant, outcome: Outcome) {
+    fn record(
+        &mut self,
+        index: usize,
+        intended: Instant,
+        sent: Instant,
+        done: Instant,
+        outcome: Outcome,
+    ) {
         let Some(req) = self.shared.plan.requests.get(index) else {
             return;
         };
@@ -84,7 +91,8 @@ impl Batch<'_> {
             recorded_ns: req.recorded_ns,
             intended_ns: self.shared.since_start(intended),
             sent_ns: self.shared.since_start(sent),
-            latency_ns: u64::try_from(done.saturating_duration_since(intended).as_nanos()).unwrap_or(u64::MAX),
+            latency_ns: u64::try_from(done.saturating_duration_since(intended).as_nanos())
+                .unwrap_or(u64::MAX),
             outcome,
         });
     }
@@ -171,11 +179,18 @@ impl Link {
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), Failure> {
-        let stream = self.stream.as_mut().ok_or(Failure::Wire(WireError::Closed))?;
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or(Failure::Wire(WireError::Closed))?;
         stream.write_all(bytes).await.map_err(Failure::Io)
     }
 
-    async fn receive(&mut self, head_request: bool, timeout: Duration) -> Result<Response, Failure> {
+    async fn receive(
+        &mut self,
+        head_request: bool,
+        timeout: Duration,
+    ) -> Result<Response, Failure> {
         match tokio::time::timeout(timeout, self.read_response(head_request)).await {
             Ok(result) => result,
             Err(_) => Err(Failure::Timeout),
@@ -193,7 +208,10 @@ impl Link {
                     return Ok(parser.take());
                 }
             }
-            let stream = self.stream.as_mut().ok_or(Failure::Wire(WireError::Closed))?;
+            let stream = self
+                .stream
+                .as_mut()
+                .ok_or(Failure::Wire(WireError::Closed))?;
             if self.buf.capacity() - self.buf.len() < 4096 {
                 self.buf.reserve(16 * 1024);
             }
@@ -208,7 +226,11 @@ impl Link {
 
     /// Sends a request and reads its response, opening the connection again once when a
     /// kept-alive one turns out closed. Returns the send time with the result.
-    async fn exchange(&mut self, shared: &Shared, req: &Request) -> (Instant, Result<Response, String>) {
+    async fn exchange(
+        &mut self,
+        shared: &Shared,
+        req: &Request,
+    ) -> (Instant, Result<Response, String>) {
         let mut sent = Instant::now();
         for attempt in 0..2 {
             if let Err(e) = self.connect(shared).await {
@@ -259,7 +281,11 @@ pub async fn open_loop(shared: Arc<Shared>, conn: usize, pass: u64) {
     let mut i = 0;
     while i < list.len() {
         let mut j = i + 1;
-        while list.get(j).and_then(|&r| plan.requests.get(r)).is_some_and(|r| r.pipelined) {
+        while list
+            .get(j)
+            .and_then(|&r| plan.requests.get(r))
+            .is_some_and(|r| r.pipelined)
+        {
             j += 1;
         }
         let group: Vec<(usize, &Request, Instant)> = list
@@ -269,7 +295,9 @@ pub async fn open_loop(shared: Arc<Shared>, conn: usize, pass: u64) {
             .filter_map(|&r| {
                 let req = plan.requests.get(r)?;
                 let at = schedule.at(pass, req.offset_ns);
-                schedule.sends(pass, at).then(|| (r, req, shared.start + Duration::from_nanos(at)))
+                schedule
+                    .sends(pass, at)
+                    .then(|| (r, req, shared.start + Duration::from_nanos(at)))
             })
             .collect();
         if group.is_empty() {
@@ -289,16 +317,21 @@ pub async fn open_loop(shared: Arc<Shared>, conn: usize, pass: u64) {
 }
 
 /// Writes a pipelined group of requests at their times, then reads their responses in order.
-async fn pipelined(shared: &Shared, link: &mut Link, batch: &mut Batch<'_>, group: &[(usize, &Request, Instant)]) {
+async fn pipelined(
+    shared: &Shared,
+    link: &mut Link,
+    batch: &mut Batch<'_>,
+    group: &[(usize, &Request, Instant)],
+) {
     let mut sent = Vec::with_capacity(group.len());
     let mut failed: Option<String> = link.connect(shared).await.err();
     for (_, req, intended) in group {
         shared.pacer.sleep_until(*intended).await;
         sent.push(Instant::now());
-        if failed.is_none() {
-            if let Err(e) = link.send(&req.bytes).await {
-                failed = Some(e.text("sending"));
-            }
+        if failed.is_none()
+            && let Err(e) = link.send(&req.bytes).await
+        {
+            failed = Some(e.text("sending"));
         }
     }
     for ((index, req, intended), sent) in group.iter().zip(sent) {

@@ -87,10 +87,22 @@ pub struct Difference {
 impl Difference {
     /// One line for people: `$.user.email: "a@x" → "b@x"`.
     pub fn line(&self) -> String {
-        let side = |v: &Option<Value>| v.as_ref().map_or_else(|| "(none)".to_owned(), Value::to_string);
+        let side = |v: &Option<Value>| {
+            v.as_ref()
+                .map_or_else(|| "(none)".to_owned(), Value::to_string)
+        };
         let mut text = match self.kind {
-            Kind::Changed => format!("{}: {} → {}", self.location, side(&self.expected), side(&self.actual)),
-            Kind::Missing => format!("{}: missing (recorded {})", self.location, side(&self.expected)),
+            Kind::Changed => format!(
+                "{}: {} → {}",
+                self.location,
+                side(&self.expected),
+                side(&self.actual)
+            ),
+            Kind::Missing => format!(
+                "{}: missing (recorded {})",
+                self.location,
+                side(&self.expected)
+            ),
             Kind::Added => format!("{}: added {}", self.location, side(&self.actual)),
         };
         if let Some(detail) = &self.detail {

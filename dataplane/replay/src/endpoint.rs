@@ -63,7 +63,10 @@ mod tests {
     #[test]
     fn identifiers_become_placeholders() {
         assert_eq!(endpoint_key("GET", b"/api/users/7"), "GET /api/users/{id}");
-        assert_eq!(endpoint_key("GET", b"/api/users/8?full=1"), "GET /api/users/{id}");
+        assert_eq!(
+            endpoint_key("GET", b"/api/users/8?full=1"),
+            "GET /api/users/{id}"
+        );
         assert_eq!(
             endpoint_key("DELETE", b"/o/123e4567-e89b-12d3-a456-426614174000/x"),
             "DELETE /o/{uuid}/x"
@@ -72,7 +75,10 @@ mod tests {
             endpoint_key("GET", b"/blob/0123456789abcdef0123"),
             "GET /blob/{hex}"
         );
-        assert_eq!(endpoint_key("GET", b"/blob/deadbeefdeadbeefcafe"), "GET /blob/deadbeefdeadbeefcafe");
+        assert_eq!(
+            endpoint_key("GET", b"/blob/deadbeefdeadbeefcafe"),
+            "GET /blob/deadbeefdeadbeefcafe"
+        );
         assert_eq!(endpoint_key("GET", b"/"), "GET /");
         assert_eq!(endpoint_key("GET", b"/a//b/"), "GET /a//b/");
         assert_eq!(endpoint_key("OPTIONS", b"*"), "OPTIONS *");

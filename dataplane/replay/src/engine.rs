@@ -96,7 +96,11 @@ async fn spawn_open_loop(shared: &Arc<Shared>, schedule: Schedule) {
     let plan = Arc::clone(&shared.plan);
     'passes: for pass in 0.. {
         for (c, connection) in plan.connections.iter().enumerate() {
-            let Some(first) = connection.requests.first().and_then(|&i| plan.requests.get(i)) else {
+            let Some(first) = connection
+                .requests
+                .first()
+                .and_then(|&i| plan.requests.get(i))
+            else {
                 continue;
             };
             let at = schedule.at(pass, first.offset_ns);

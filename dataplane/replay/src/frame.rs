@@ -42,7 +42,9 @@ pub fn request_bytes(
                 .rfind(|t| !t.is_empty())
                 .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
         } else if name.eq_ignore_ascii_case("content-length") {
-            length = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok());
+            length = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok());
         }
     }
     let mut out = Vec::with_capacity(head.len() + body.len() + 32);
@@ -77,7 +79,10 @@ fn rewrite_host(head: &[u8], host: &str, out: &mut Vec<u8>) {
     let mut rest = head;
     let mut first = true;
     while !rest.is_empty() {
-        let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
         let (line, tail) = rest.split_at(end);
         rest = tail;
         let is_host = !first
@@ -93,7 +98,10 @@ fn rewrite_host(head: &[u8], host: &str, out: &mut Vec<u8>) {
         }
         let colon = line.iter().position(|&b| b == b':').unwrap_or(0);
         let after = line.get(colon + 1..).unwrap_or(&[]);
-        let spaces = after.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+        let spaces = after
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
         let ending: &[u8] = if line.ends_with(b"\r\n") {
             b"\r\n"
         } else if line.ends_with(b"\n") {
@@ -113,7 +121,8 @@ mod tests {
 
     #[test]
     fn host_is_rewritten_and_nothing_else() {
-        let head = b"GET /a HTTP/1.1\r\nhOsT:  old.example:80\r\nX-Host: keep\r\nAccept: */*\r\n\r\n";
+        let head =
+            b"GET /a HTTP/1.1\r\nhOsT:  old.example:80\r\nX-Host: keep\r\nAccept: */*\r\n\r\n";
         let out = request_bytes(head, b"", b"", Some("127.0.0.1:8080")).unwrap();
         assert_eq!(
             out,
@@ -123,7 +132,10 @@ mod tests {
         let bare = b"GET / HTTP/1.0\n\n";
         assert_eq!(request_bytes(bare, b"", b"", Some("x")).unwrap(), bare);
         let lf = b"GET / HTTP/1.1\nHost:a\n\n";
-        assert_eq!(request_bytes(lf, b"", b"", Some("b")).unwrap(), b"GET / HTTP/1.1\nHost:b\n\n");
+        assert_eq!(
+            request_bytes(lf, b"", b"", Some("b")).unwrap(),
+            b"GET / HTTP/1.1\nHost:b\n\n"
+        );
     }
 
     #[test]
@@ -132,12 +144,21 @@ mod tests {
         let out = request_bytes(head, b"hello", b"", None).unwrap();
         assert!(out.ends_with(b"\r\n\r\nhello"));
         let e = request_bytes(head, b"hel", b"", None).unwrap_err();
-        assert_eq!(e, FrameError::ShortBody { kept: 3, declared: 5 });
+        assert_eq!(
+            e,
+            FrameError::ShortBody {
+                kept: 3,
+                declared: 5
+            }
+        );
         let head = b"POST /o HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
         let out = request_bytes(head, b"0123456789abcdefX", b"X-Sum: 1\r\n", None).unwrap();
         assert!(out.ends_with(b"\r\n\r\n11\r\n0123456789abcdefX\r\n0\r\nX-Sum: 1\r\n\r\n"));
         let out = request_bytes(head, b"", b"", None).unwrap();
         assert!(out.ends_with(b"\r\n\r\n0\r\n\r\n"));
-        assert_eq!(request_bytes(b"nonsense", b"", b"", None), Err(FrameError::Head));
+        assert_eq!(
+            request_bytes(b"nonsense", b"", b"", None),
+            Err(FrameError::Head)
+        );
     }
 }

@@ -72,7 +72,8 @@ impl Walk<'_> {
                 }
             }
             (Value::Number(en), Value::Number(an)) => {
-                let same = en == an || matches!((en.as_f64(), an.as_f64()), (Some(x), Some(y)) if x == y);
+                let same =
+                    en == an || matches!((en.as_f64(), an.as_f64()), (Some(x), Some(y)) if x == y);
                 if !same {
                     self.report(Kind::Changed, Some(e), Some(a));
                 }
@@ -114,7 +115,9 @@ mod tests {
         let mut out = Vec::new();
         let n = diff_json(&e, &a, &set, &mut out, 100);
         assert_eq!(n, out.len());
-        out.into_iter().map(|d| (d.location.to_string(), d.kind)).collect()
+        out.into_iter()
+            .map(|d| (d.location.to_string(), d.kind))
+            .collect()
     }
 
     #[test]
@@ -148,14 +151,22 @@ mod tests {
 
     #[test]
     fn ignored_subtrees_are_skipped() {
-        let e = json!({"meta": {"ts": 1, "id": "x"}, "items": [{"id": 1, "v": 1}, {"id": 2, "v": 2}]});
-        let a = json!({"meta": {"ts": 2, "id": "y"}, "items": [{"id": 7, "v": 1}, {"id": 8, "v": 3}]});
+        let e =
+            json!({"meta": {"ts": 1, "id": "x"}, "items": [{"id": 1, "v": 1}, {"id": 2, "v": 2}]});
+        let a =
+            json!({"meta": {"ts": 2, "id": "y"}, "items": [{"id": 7, "v": 1}, {"id": 8, "v": 3}]});
         assert_eq!(
             diff(e.clone(), a.clone(), &["json:$.meta", "json:$.items[*].id"]),
             [("$.items[1].v".to_owned(), Kind::Changed)]
         );
-        assert_eq!(diff(e, a, &["json:$..id", "json:$..v", "json:$.meta.ts"]), []);
-        assert_eq!(diff(json!({"a": 1}), json!({"a": 1, "ts": 5}), &["json:$.ts"]), []);
+        assert_eq!(
+            diff(e, a, &["json:$..id", "json:$..v", "json:$.meta.ts"]),
+            []
+        );
+        assert_eq!(
+            diff(json!({"a": 1}), json!({"a": 1, "ts": 5}), &["json:$.ts"]),
+            []
+        );
     }
 
     #[test]

@@ -119,7 +119,11 @@ impl Options {
             )),
             None => None,
         };
-        let ignore = s.ignore.iter().map(|r| IgnoreRule::parse(r)).collect::<Result<_, _>>()?;
+        let ignore = s
+            .ignore
+            .iter()
+            .map(|r| IgnoreRule::parse(r))
+            .collect::<Result<_, _>>()?;
         let rate_text = s.rate.as_deref().unwrap_or("100%");
         let rate = Rate::parse(rate_text).map_err(|e| setting("--rate", rate_text, e))?;
         if let Some(0) = s.connections {
@@ -192,14 +196,15 @@ pub fn replay(snapshot: &Snapshot, options: &Options) -> Result<Report, ReplayEr
         },
     )?;
     let addr = options.target.resolve()?;
-    std::net::TcpStream::connect_timeout(&addr, options.timeout.min(Duration::from_secs(5))).map_err(
-        |source| ReplayError::Unreachable {
+    std::net::TcpStream::connect_timeout(&addr, options.timeout.min(Duration::from_secs(5)))
+        .map_err(|source| ReplayError::Unreachable {
             url: options.target.url.clone(),
             addr: addr.to_string(),
             source,
-        },
-    )?;
-    let connections = options.connections.unwrap_or_else(|| plan.connections.len().clamp(1, 64));
+        })?;
+    let connections = options
+        .connections
+        .unwrap_or_else(|| plan.connections.len().clamp(1, 64));
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -109,7 +109,11 @@ mod tests {
     fn response(id: &str, ts: u32, items: &[u32]) -> Expected {
         let body = format!(
             r#"{{"name":"n","request_id":"{id}","meta":{{"ts":{ts}}},"items":[{}]}}"#,
-            items.iter().map(|t| format!(r#"{{"v":1,"at":{t}}}"#)).collect::<Vec<_>>().join(",")
+            items
+                .iter()
+                .map(|t| format!(r#"{{"v":1,"at":{t}}}"#))
+                .collect::<Vec<_>>()
+                .join(",")
         );
         let head = format!(
             "HTTP/1.1 200 OK\r\nDate: {ts}\r\nX-Request-Id: {id}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -125,10 +129,26 @@ mod tests {
         let c = response("r3", 3, &[9, 9]);
         let alone = response("r4", 4, &[1]);
         let samples = [
-            Sample { identity: [1; 32], endpoint: "GET /u/{id}", response: &a },
-            Sample { identity: [1; 32], endpoint: "GET /u/{id}", response: &b },
-            Sample { identity: [1; 32], endpoint: "GET /u/{id}", response: &c },
-            Sample { identity: [2; 32], endpoint: "GET /v", response: &alone },
+            Sample {
+                identity: [1; 32],
+                endpoint: "GET /u/{id}",
+                response: &a,
+            },
+            Sample {
+                identity: [1; 32],
+                endpoint: "GET /u/{id}",
+                response: &b,
+            },
+            Sample {
+                identity: [1; 32],
+                endpoint: "GET /u/{id}",
+                response: &c,
+            },
+            Sample {
+                identity: [2; 32],
+                endpoint: "GET /v",
+                response: &alone,
+            },
         ];
         let found = detect(samples);
         assert_eq!(found.len(), 1);
@@ -137,7 +157,12 @@ mod tests {
         let rules: Vec<String> = finding.rules.iter().map(ToString::to_string).collect();
         assert_eq!(
             rules,
-            ["header:x-request-id", "json:$.items[*].at", "json:$.meta.ts", "json:$.request_id"]
+            [
+                "header:x-request-id",
+                "json:$.items[*].at",
+                "json:$.meta.ts",
+                "json:$.request_id"
+            ]
         );
     }
 
@@ -146,8 +171,16 @@ mod tests {
         let a = response("r", 1, &[1]);
         let b = response("r", 1, &[1]);
         let samples = [
-            Sample { identity: [1; 32], endpoint: "GET /", response: &a },
-            Sample { identity: [1; 32], endpoint: "GET /", response: &b },
+            Sample {
+                identity: [1; 32],
+                endpoint: "GET /",
+                response: &a,
+            },
+            Sample {
+                identity: [1; 32],
+                endpoint: "GET /",
+                response: &b,
+            },
         ];
         assert!(detect(samples).is_empty());
     }
@@ -162,8 +195,16 @@ mod tests {
         let a = Expected::new(head, doc(1).as_bytes()).unwrap();
         let b = Expected::new(head, doc(2).as_bytes()).unwrap();
         let found = detect([
-            Sample { identity: [0; 32], endpoint: "GET /", response: &a },
-            Sample { identity: [0; 32], endpoint: "GET /", response: &b },
+            Sample {
+                identity: [0; 32],
+                endpoint: "GET /",
+                response: &a,
+            },
+            Sample {
+                identity: [0; 32],
+                endpoint: "GET /",
+                response: &b,
+            },
         ]);
         // f0 is 0 in both; the other 119 differ.
         assert_eq!(found["GET /"].rules.len(), 119);

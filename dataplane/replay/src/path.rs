@@ -210,9 +210,7 @@ fn bracket(chars: &[char], i: usize) -> Result<(PatternStep, usize), PatternErro
                 j += 1;
             }
             let digits: String = chars[start..j].iter().collect();
-            let index = digits
-                .parse()
-                .map_err(|_| err(start, "index too large"))?;
+            let index = digits.parse().map_err(|_| err(start, "index too large"))?;
             if chars.get(j) != Some(&']') {
                 return Err(err(j, "expected ] after the index"));
             }
@@ -291,7 +289,14 @@ mod tests {
 
     #[test]
     fn patterns_print_as_written() {
-        for text in ["$.meta.ts", "$.items[*].id", "$..ts", "$.*.id", "$[\"a b\"][2]", "$"] {
+        for text in [
+            "$.meta.ts",
+            "$.items[*].id",
+            "$..ts",
+            "$.*.id",
+            "$[\"a b\"][2]",
+            "$",
+        ] {
             assert_eq!(Pattern::parse(text).unwrap().to_string(), text);
         }
         assert_eq!(Pattern::parse("$['q']").unwrap().to_string(), "$.q");

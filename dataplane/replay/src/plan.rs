@@ -147,7 +147,9 @@ pub fn build(pairs: &[&ArchivedRRPair], opts: &PlanOptions<'_>) -> Result<Plan, 
         )));
     }
     if chosen == 0 {
-        return Err(nothing(format!("none of its {http} HTTP requests matches --filter")));
+        return Err(nothing(format!(
+            "none of its {http} HTTP requests matches --filter"
+        )));
     }
     if candidates.is_empty() {
         let reasons: Vec<String> = skipped.iter().map(|(r, n)| format!("{n} {r}")).collect();
@@ -159,7 +161,14 @@ pub fn build(pairs: &[&ArchivedRRPair], opts: &PlanOptions<'_>) -> Result<Plan, 
     check_servers(&candidates, opts)?;
     let servers: Vec<&str> = candidates.iter().map(|c| c.server.as_str()).collect();
     let noise = detect_noise(pairs, &servers);
-    Ok(assemble(candidates, &noise, opts.ignore, skipped, chosen, without_response))
+    Ok(assemble(
+        candidates,
+        &noise,
+        opts.ignore,
+        skipped,
+        chosen,
+        without_response,
+    ))
 }
 
 /// Turns one pair into a request, or names why it cannot be replayed.
@@ -169,7 +178,8 @@ fn candidate<'p>(view: &PairView<'p>, host: Option<&str>) -> Result<Candidate<'p
     let (Some(req_msg), Some(head)) = (pair.request.as_ref(), view.request.as_ref()) else {
         return Err("no request (the capture began mid-connection)");
     };
-    let bad = PairFlags::INCOMPLETE | PairFlags::GAP | PairFlags::BODY_TRUNCATED | PairFlags::PARSE_ERROR;
+    let bad =
+        PairFlags::INCOMPLETE | PairFlags::GAP | PairFlags::BODY_TRUNCATED | PairFlags::PARSE_ERROR;
     if flags.0 & bad != 0 {
         return Err("incomplete in the capture");
     }
@@ -220,12 +230,18 @@ fn check_servers(candidates: &[Candidate<'_>], opts: &PlanOptions<'_>) -> Result
     }
     let mut busiest: Vec<(&str, u64)> = servers.into_iter().collect();
     busiest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let shown: Vec<String> = busiest.iter().take(5).map(|(s, n)| format!("{s} ×{n}")).collect();
+    let shown: Vec<String> = busiest
+        .iter()
+        .take(5)
+        .map(|(s, n)| format!("{s} ×{n}"))
+        .collect();
     Err(ReplayError::SeveralServers {
         snapshot: opts.snapshot.to_path_buf(),
         count: busiest.len(),
         servers: shown.join(", "),
-        first: busiest.first().map_or_else(String::new, |(s, _)| (*s).to_owned()),
+        first: busiest
+            .first()
+            .map_or_else(String::new, |(s, _)| (*s).to_owned()),
     })
 }
 
@@ -246,7 +262,9 @@ fn detect_noise(pairs: &[&ArchivedRRPair], servers: &[&str]) -> BTreeMap<String,
     let mut counts: HashMap<[u8; 32], u32> = HashMap::new();
     for &pair in pairs {
         let view = PairView::new(pair);
-        let (Some(head), Some(req), Some(_)) = (&view.request, pair.request.as_ref(), pair.response.as_ref()) else {
+        let (Some(head), Some(req), Some(_)) =
+            (&view.request, pair.request.as_ref(), pair.response.as_ref())
+        else {
             continue;
         };
         let server = pair.flow.dst().to_string();
@@ -262,14 +280,22 @@ fn detect_noise(pairs: &[&ArchivedRRPair], servers: &[&str]) -> BTreeMap<String,
         .filter(|(id, _, _)| counts.get(id).is_some_and(|&n| n > 1))
         .filter_map(|(id, key, pair)| {
             let resp = pair.response.as_ref()?;
-            Some((id, key, Expected::new(resp.head.as_slice(), resp.body.as_slice())?))
+            Some((
+                id,
+                key,
+                Expected::new(resp.head.as_slice(), resp.body.as_slice())?,
+            ))
         })
         .collect();
-    noise::detect(prepared.iter().map(|(identity, endpoint, response)| Sample {
-        identity: *identity,
-        endpoint,
-        response,
-    }))
+    noise::detect(
+        prepared
+            .iter()
+            .map(|(identity, endpoint, response)| Sample {
+                identity: *identity,
+                endpoint,
+                response,
+            }),
+    )
 }
 
 fn assemble(
@@ -280,33 +306,53 @@ fn assemble(
     chosen: u64,
     recorded_without_response: u64,
 ) -> Plan {
-    let first = candidates.iter().map(|c| c.request.offset_ns).min().unwrap_or(0);
+    let first = candidates
+        .iter()
+        .map(|c| c.request.offset_ns)
+        .min()
+        .unwrap_or(0);
     let mut endpoints: Vec<Endpoint> = Vec::new();
     let mut endpoint_index: HashMap<String, u32> = HashMap::new();
-    let mut by_conn: BTreeMap<(String, String, u64), Vec<(u32, usize, u64, u64)>> = BTreeMap::new();
+    // Per recorded connection (client, server, start): (index in it, request, its start, the
+    // end of its response).
+    type Entry = (u32, usize, u64, u64);
+    let mut by_conn: BTreeMap<(String, String, u64), Vec<Entry>> = BTreeMap::new();
     let mut requests = Vec::with_capacity(candidates.len());
     for (i, c) in candidates.into_iter().enumerate() {
         let mut request = c.request;
         let key = endpoint_key(&request.method, request.target.as_bytes());
         let index = *endpoint_index.entry(key.clone()).or_insert_with(|| {
-            let found: Vec<IgnoreRule> = noise.get(&key).map(|f| f.rules.iter().cloned().collect()).unwrap_or_default();
+            let found: Vec<IgnoreRule> = noise
+                .get(&key)
+                .map(|f| f.rules.iter().cloned().collect())
+                .unwrap_or_default();
             let mut ignore = IgnoreSet::defaults();
             for rule in user.iter().chain(&found) {
                 ignore.add(rule);
             }
-            endpoints.push(Endpoint { key, ignore, noise: found });
+            endpoints.push(Endpoint {
+                key,
+                ignore,
+                noise: found,
+            });
             u32::try_from(endpoints.len() - 1).unwrap_or(u32::MAX)
         });
         request.endpoint = index;
         request.offset_ns -= first;
         let pair = c.pair;
-        let conn = (pair.flow.src().to_string(), c.server, pair.conn_start_ns.to_native());
+        let conn = (
+            pair.flow.src().to_string(),
+            c.server,
+            pair.conn_start_ns.to_native(),
+        );
         let response_end = pair.response.as_ref().map_or(0, |m| m.end_ns.to_native());
         let request_start = request.offset_ns + first;
-        by_conn
-            .entry(conn)
-            .or_default()
-            .push((pair.index_in_conn.to_native(), i, request_start, response_end));
+        by_conn.entry(conn).or_default().push((
+            pair.index_in_conn.to_native(),
+            i,
+            request_start,
+            response_end,
+        ));
         requests.push(request);
     }
     let mut connections: Vec<Connection> = by_conn
@@ -325,7 +371,12 @@ fn assemble(
             }
         })
         .collect();
-    connections.sort_by_key(|c| c.requests.first().and_then(|&i| requests.get(i)).map(|r| r.offset_ns));
+    connections.sort_by_key(|c| {
+        c.requests
+            .first()
+            .and_then(|&i| requests.get(i))
+            .map(|r| r.offset_ns)
+    });
     Plan {
         requests,
         connections,

@@ -63,9 +63,14 @@ impl IgnoreRule {
             return Ok(IgnoreRule::Header(name.to_ascii_lowercase()));
         }
         if let Some(path) = rule.strip_prefix("json:") {
-            return Pattern::parse(path.trim()).map(IgnoreRule::Json).map_err(|e| {
-                fail(format!("{} at character {} of the path", e.reason, e.position))
-            });
+            return Pattern::parse(path.trim())
+                .map(IgnoreRule::Json)
+                .map_err(|e| {
+                    fail(format!(
+                        "{} at character {} of the path",
+                        e.reason, e.position
+                    ))
+                });
         }
         Err(fail(
             "expected header:NAME, json:PATH (e.g. json:$.meta.ts), body or status".into(),
@@ -192,7 +197,15 @@ mod tests {
 
     #[test]
     fn bad_rules_name_the_rule() {
-        for bad in ["", "header:", "header:a b", "json:meta.ts", "json:$.a[", "cookie:x", "bodies"] {
+        for bad in [
+            "",
+            "header:",
+            "header:a b",
+            "json:meta.ts",
+            "json:$.a[",
+            "cookie:x",
+            "bodies",
+        ] {
             let e = IgnoreRule::parse(bad).unwrap_err();
             assert_eq!(e.rule, bad);
             assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");

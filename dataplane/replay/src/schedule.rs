@@ -35,7 +35,10 @@ impl Rate {
         };
         match factor {
             Some(f) if f.is_finite() && f > 0.0 && f <= 1e6 => Ok(Rate::Factor(f)),
-            _ => Err("expected a percentage of the recorded rate (100%, 1000%), a factor (2x) or max".into()),
+            _ => Err(
+                "expected a percentage of the recorded rate (100%, 1000%), a factor (2x) or max"
+                    .into(),
+            ),
         }
     }
 

@@ -199,7 +199,11 @@ impl Tally {
         let room = self.mismatches.len() + self.errors.len() < MAX_DETAILS;
         match s.outcome {
             Outcome::Matched { status } => *self.statuses.entry(status).or_default() += 1,
-            Outcome::Mismatched { status, diffs, total } => {
+            Outcome::Mismatched {
+                status,
+                diffs,
+                total,
+            } => {
                 *self.statuses.entry(status).or_default() += 1;
                 if let Some(d) = self.mismatches.get_mut(&s.request) {
                     d.count += 1;
@@ -219,7 +223,8 @@ impl Tally {
                 if let Some(d) = self.errors.get_mut(&s.request) {
                     d.count += 1;
                 } else if room {
-                    self.errors.insert(s.request, ErrorDetail { count: 1, message });
+                    self.errors
+                        .insert(s.request, ErrorDetail { count: 1, message });
                 }
             }
         }
@@ -257,7 +262,11 @@ mod tests {
     fn totals_quantiles_and_details() {
         let mut t = Tally::default();
         for i in 0..100 {
-            t.add(sample(i, u64::from(i) + 1, Outcome::Matched { status: 200 }));
+            t.add(sample(
+                i,
+                u64::from(i) + 1,
+                Outcome::Matched { status: 200 },
+            ));
         }
         let diff = Difference {
             location: Location::Status,
@@ -278,7 +287,10 @@ mod tests {
             ));
         }
         t.add(sample(8, 30_000, Outcome::Error("reset".into())));
-        assert_eq!((t.all.total, t.all.matched, t.all.mismatched, t.all.errors), (104, 100, 3, 1));
+        assert_eq!(
+            (t.all.total, t.all.matched, t.all.mismatched, t.all.errors),
+            (104, 100, 3, 1)
+        );
         assert_eq!(t.all.server_errors, 3);
         assert_eq!(t.mismatches[&7].count, 3);
         assert_eq!(t.errors[&8].message, "reset");

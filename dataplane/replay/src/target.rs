@@ -36,13 +36,17 @@ impl Target {
         };
         let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
         if !(path.is_empty() || path == "/") {
-            return Err(fail("a target has no path: requests keep their recorded target"));
+            return Err(fail(
+                "a target has no path: requests keep their recorded target",
+            ));
         }
         if authority.contains('@') {
             return Err(fail("user information is not supported"));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| fail("unclosed [ in the host"))?;
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| fail("unclosed [ in the host"))?;
             (host, after.strip_prefix(':'))
         } else {
             match authority.rsplit_once(':') {
@@ -75,7 +79,11 @@ impl Target {
         } else {
             self.host.clone()
         };
-        if self.port == 80 { host } else { format!("{host}:{}", self.port) }
+        if self.port == 80 {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
     }
 
     /// The first address the host resolves to.
@@ -103,14 +111,24 @@ mod tests {
     #[test]
     fn urls_parse() {
         let t = Target::parse("http://127.0.0.1:8080").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.authority()), ("127.0.0.1", 8080, "127.0.0.1:8080".into()));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.authority()),
+            ("127.0.0.1", 8080, "127.0.0.1:8080".into())
+        );
         let t = Target::parse("http://svc/").unwrap();
         assert_eq!((t.port, t.authority()), (80, "svc".into()));
         let t = Target::parse("[::1]:81").unwrap();
         assert_eq!((t.host.as_str(), t.authority()), ("::1", "[::1]:81".into()));
-        assert_eq!(t.resolve().unwrap(), "[::1]:81".parse::<SocketAddr>().unwrap());
         assert_eq!(
-            Target::parse("localhost:9").unwrap().resolve().unwrap().port(),
+            t.resolve().unwrap(),
+            "[::1]:81".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            Target::parse("localhost:9")
+                .unwrap()
+                .resolve()
+                .unwrap()
+                .port(),
             9
         );
     }

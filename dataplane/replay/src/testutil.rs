@@ -22,7 +22,14 @@ pub struct Rec {
     pub flags: u32,
 }
 
-pub fn rec(port: u16, index: u32, request: &'static str, response: &str, start_ms: u64, end_ms: u64) -> Rec {
+pub fn rec(
+    port: u16,
+    index: u32,
+    request: &'static str,
+    response: &str,
+    start_ms: u64,
+    end_ms: u64,
+) -> Rec {
     Rec {
         server: "10.0.0.2:80",
         port,
@@ -49,7 +56,10 @@ pub fn archive(recs: &[Rec]) -> Vec<AlignedVec> {
             let ms = 1_000_000;
             let split = |text: &str| {
                 let at = text.find("\r\n\r\n").map_or(text.len(), |i| i + 4);
-                (text.as_bytes()[..at].to_vec(), text.as_bytes()[at..].to_vec())
+                (
+                    text.as_bytes()[..at].to_vec(),
+                    text.as_bytes()[at..].to_vec(),
+                )
             };
             let (req_head, req_body) = split(r.request);
             let pair = RRPair {
@@ -57,7 +67,10 @@ pub fn archive(recs: &[Rec]) -> Vec<AlignedVec> {
                 protocol: Protocol::Http1,
                 start_ns: r.start_ms * ms,
                 end_ns: r.end_ms * ms,
-                flow: Flow::new(format!("10.0.0.1:{}", r.port).parse().unwrap(), r.server.parse().unwrap()),
+                flow: Flow::new(
+                    format!("10.0.0.1:{}", r.port).parse().unwrap(),
+                    r.server.parse().unwrap(),
+                ),
                 conn_start_ns: u64::from(r.port),
                 index_in_conn: r.index,
                 request: Some(Message {
@@ -90,14 +103,22 @@ pub fn plan_of(recs: &[Rec], filter: Option<&str>, rules: &[&str]) -> Result<Pla
 }
 
 /// A plan of `recs` whose requests carry `host`.
-pub fn plan_with_host(recs: &[Rec], filter: Option<&str>, rules: &[&str], host: Option<&str>) -> Result<Plan, ReplayError> {
+pub fn plan_with_host(
+    recs: &[Rec],
+    filter: Option<&str>,
+    rules: &[&str],
+    host: Option<&str>,
+) -> Result<Plan, ReplayError> {
     let bytes = archive(recs);
     let pairs: Vec<&ArchivedRRPair> = bytes
         .iter()
         .map(|b| rkyv::access::<ArchivedRRPair, rkyv::rancor::Error>(b).unwrap())
         .collect();
     let filter = filter.map(|f| Filter::parse(f).unwrap());
-    let rules: Vec<IgnoreRule> = rules.iter().map(|r| IgnoreRule::parse(r).unwrap()).collect();
+    let rules: Vec<IgnoreRule> = rules
+        .iter()
+        .map(|r| IgnoreRule::parse(r).unwrap())
+        .collect();
     build(
         &pairs,
         &PlanOptions {
@@ -108,4 +129,3 @@ pub fn plan_with_host(recs: &[Rec], filter: Option<&str>, rules: &[&str], host: 
         },
     )
 }
-

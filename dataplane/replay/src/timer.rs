@@ -76,11 +76,11 @@ impl Pacer {
             tokio::time::sleep_until((at - COARSE / 2).into()).await;
         }
         let (wake_tx, wake_rx) = oneshot::channel();
-        if let Some(tx) = &self.tx {
-            if tx.send((at, wake_tx)).is_ok() {
-                let _ = wake_rx.await;
-                return;
-            }
+        if let Some(tx) = &self.tx
+            && tx.send((at, wake_tx)).is_ok()
+        {
+            let _ = wake_rx.await;
+            return;
         }
         tokio::time::sleep_until(at.into()).await;
     }
@@ -141,7 +141,10 @@ mod tests {
 
     #[test]
     fn wakes_near_the_time_asked() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
         let pacer = Pacer::start().unwrap();
         rt.block_on(async {
             let mut late = Vec::new();

@@ -106,7 +106,11 @@ impl ResponseParser {
                     let take = rest.len().min(usize::try_from(left).unwrap_or(usize::MAX));
                     self.keep(rest.get(..take).unwrap_or(&[]))?;
                     let left = left - take as u64;
-                    self.state = if left == 0 { State::Done } else { State::Length(left) };
+                    self.state = if left == 0 {
+                        State::Done
+                    } else {
+                        State::Length(left)
+                    };
                     take
                 }
                 State::ChunkSize => self.chunk_size(rest)?,
@@ -114,7 +118,11 @@ impl ResponseParser {
                     let take = rest.len().min(usize::try_from(left).unwrap_or(usize::MAX));
                     self.keep(rest.get(..take).unwrap_or(&[]))?;
                     let left = left - take as u64;
-                    self.state = if left == 0 { State::ChunkEnd } else { State::ChunkData(left) };
+                    self.state = if left == 0 {
+                        State::ChunkEnd
+                    } else {
+                        State::ChunkData(left)
+                    };
                     take
                 }
                 State::ChunkEnd => match rest {
@@ -230,7 +238,11 @@ impl ResponseParser {
                 return Err(WireError::BodyTooLarge);
             }
             self.response.body.reserve(length as usize);
-            if length == 0 { State::Done } else { State::Length(length) }
+            if length == 0 {
+                State::Done
+            } else {
+                State::Length(length)
+            }
         } else {
             close = true;
             State::UntilClose
@@ -251,14 +263,22 @@ impl ResponseParser {
         let Some(line) = Self::line(buf)? else {
             return Ok(0);
         };
-        let digits = line.split(|&b| b == b';').next().unwrap_or(&[]).trim_ascii();
+        let digits = line
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or(&[])
+            .trim_ascii();
         if digits.is_empty() || digits.len() > 15 || !digits.iter().all(u8::is_ascii_hexdigit) {
             return Err(WireError::Chunked("bad chunk size"));
         }
-        let size = digits
-            .iter()
-            .fold(0u64, |acc, &d| acc * 16 + u64::from((d as char).to_digit(16).unwrap_or(0)));
-        self.state = if size == 0 { State::Trailers } else { State::ChunkData(size) };
+        let size = digits.iter().fold(0u64, |acc, &d| {
+            acc * 16 + u64::from((d as char).to_digit(16).unwrap_or(0))
+        });
+        self.state = if size == 0 {
+            State::Trailers
+        } else {
+            State::ChunkData(size)
+        };
         Ok(line.len())
     }
 

@@ -2,31 +2,32 @@
 //!
 //! Files are named `{kind}-{sequence:06}.seg` (`packets-000000.seg`, …; more digits past
 //! 999999). A writer continues after the highest sequence already present, rolls over to a new
-//! segment when the current one is full, and at each roll-over applies the [`Retention`] limits:
-//! the oldest segments are deleted ("recycled") unless pinned by a sibling file named like the
-//! segment plus `.pin` (`packets-000003.seg.pin`).
+//! segment when the current one is full (publishing and sealing the full one, and passing its
+//! staging buffer on), and at each roll-over applies the [`Retention`] limits: the oldest
+//! segments are deleted ("recycled") unless pinned by a sibling file named like the segment plus
+//! `.pin` (`packets-000003.seg.pin`).
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::SegmentError;
-use crate::ahead::Background;
 use crate::format::{SegmentKind, check_capacity, max_payload};
-use crate::writer::{SegmentWriter, SharedSegment};
+use crate::sealing::Sealer;
+use crate::writer::{Durability, SegmentWriter, SharedSegment};
 
 /// Limits on what a segment directory keeps. The default keeps everything.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Retention {
-    /// Keep the directory's segments of this kind, the one being written included, at or under
-    /// this many bytes (file sizes).
+    /// Keep the directory's segments of this kind, the one being written included (counted at
+    /// its capacity, which it grows to), at or under this many bytes (file sizes).
     pub max_bytes: Option<u64>,
     /// Delete sealed segments last modified longer ago than this.
     pub max_age: Option<Duration>,
 }
 
 /// Where an appended frame went: the segment's sequence, the payload offset in it, and a handle
-/// to read it back.
+/// to read it back once published ([`SegmentDirWriter::publish`]).
 #[derive(Debug, Clone)]
 pub struct FrameRef {
     /// Sequence number of the segment holding the frame.
@@ -42,7 +43,8 @@ impl FrameRef {
     ///
     /// # Errors
     ///
-    /// Those of [`SharedSegment::payload`]; none for a reference returned by an append.
+    /// Those of [`SharedSegment::payload`]; for a reference returned by an append, none once
+    /// the writer has published it ([`SegmentError::BadOffset`] before).
     pub fn payload(&self) -> Result<&[u8], SegmentError> {
         self.segment.payload(self.offset)
     }
@@ -66,20 +68,20 @@ pub struct DirSummary {
 
 /// Appends frames to a directory of segments of one kind, rolling over and recycling.
 ///
-/// The next segment is created and prefaulted on a background thread while the current one fills
-/// (from an eighth full in the first segment, at once after a roll-over), and a full segment is
-/// sealed on another, so the appending thread only copies bytes (see `ahead.rs`). Dropping the writer without [`finish`](Self::finish) waits for
-/// those threads and leaves the current segment unsealed, as a crash would.
+/// Appends are buffered as in [`SegmentWriter`]: call [`publish`](Self::publish) before handing
+/// the offsets of [`FrameRef`]s to readers on other threads. A roll-over publishes the full
+/// segment and seals it (under [`Durability::Sync`], on a background thread; see `sealing.rs`).
+/// Dropping the writer without [`finish`](Self::finish) writes out what is buffered, waits for a
+/// seal in flight and leaves the current segment unsealed.
 #[derive(Debug)]
 pub struct SegmentDirWriter {
     dir: PathBuf,
     kind: SegmentKind,
     capacity: u64,
     retention: Retention,
+    durability: Durability,
     writer: SegmentWriter,
-    /// `writer.used()` at which the next segment starts being prepared; `u64::MAX` once started.
-    prepare_at: u64,
-    background: Background,
+    sealer: Sealer,
     summary: DirSummary,
 }
 
@@ -113,9 +115,9 @@ impl SegmentDirWriter {
             kind,
             capacity,
             retention,
+            durability: Durability::default(),
             writer,
-            prepare_at: prepare_threshold(capacity),
-            background: Background::default(),
+            sealer: Sealer::default(),
             summary: DirSummary {
                 segments: 1,
                 ..DirSummary::default()
@@ -125,15 +127,39 @@ impl SegmentDirWriter {
         Ok(this)
     }
 
-    /// Appends one frame, rolling over to a new segment when the current one is full.
+    /// Chooses what sealing a segment guarantees ([`Durability::Flush`] unless set), for the
+    /// current segment and the ones after it.
+    #[must_use]
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self.writer.set_durability(durability);
+        self
+    }
+
+    /// What sealing a segment guarantees.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Appends one frame, rolling over to a new segment when the current one is full. The frame
+    /// is readable through the returned [`FrameRef`] after the next [`publish`](Self::publish).
     ///
     /// # Errors
     ///
     /// [`SegmentError::EmptyPayload`]; [`SegmentError::PayloadTooLarge`] (naming the size) for a
-    /// payload no segment of this capacity can hold; [`SegmentError::Io`] when rolling over fails.
+    /// payload no segment of this capacity can hold; [`SegmentError::Io`] when writing out the
+    /// buffer or rolling over fails.
     #[inline]
     pub fn append(&mut self, payload: &[u8]) -> Result<FrameRef, SegmentError> {
-        self.append_with(payload.len(), |dst| dst.copy_from_slice(payload))
+        let len = payload.len();
+        if !self.writer.fits(len) {
+            self.make_room(len)?;
+        }
+        match self.writer.append(payload)? {
+            Some(offset) => Ok(self.appended(offset, len)),
+            // `make_room` left room for `len`; reaching here would be a bug, reported not panicked.
+            None => Err(self.too_large(len)),
+        }
     }
 
     /// Reserves a frame of `len` bytes (rolling over first if needed), lets `fill` write the
@@ -152,21 +178,32 @@ impl SegmentDirWriter {
             self.make_room(len)?;
         }
         match self.writer.append_with(len, fill)? {
-            Some(offset) => {
-                self.summary.frames += 1;
-                self.summary.bytes += len as u64;
-                if self.writer.used() >= self.prepare_at {
-                    self.prepare_next();
-                }
-                Ok(FrameRef {
-                    sequence: self.writer.header().sequence,
-                    offset,
-                    segment: self.writer.shared(),
-                })
-            }
-            // `make_room` left room for `len`; reaching here would be a bug, reported not panicked.
+            Some(offset) => Ok(self.appended(offset, len)),
             None => Err(self.too_large(len)),
         }
+    }
+
+    #[inline]
+    fn appended(&mut self, offset: u64, len: usize) -> FrameRef {
+        self.summary.frames += 1;
+        self.summary.bytes += len as u64;
+        FrameRef {
+            sequence: self.writer.header().sequence,
+            offset,
+            segment: self.writer.shared(),
+        }
+    }
+
+    /// Makes every frame appended so far readable through its [`FrameRef`] (and
+    /// [`SharedSegment`]), on any thread: writes the current segment's buffer to its file (one
+    /// `pwrite`, nothing when nothing is buffered). Earlier segments were published when the
+    /// writer rolled over from them.
+    ///
+    /// # Errors
+    ///
+    /// [`SegmentError::Io`] when the write fails; see [`SegmentWriter::publish`].
+    pub fn publish(&mut self) -> Result<(), SegmentError> {
+        self.writer.publish()
     }
 
     #[cold]
@@ -190,36 +227,23 @@ impl SegmentDirWriter {
         }
     }
 
-    #[cold]
-    fn prepare_next(&mut self) {
-        self.prepare_at = u64::MAX;
-        let next = self.writer.header().sequence.saturating_add(1);
-        let path = segment_path(&self.dir, self.kind, next);
-        self.background
-            .prepare(path, self.kind, next, self.capacity);
-    }
-
-    /// Switches to the next segment (prepared in the background, or created now), starts
-    /// sealing the full one, then applies retention.
+    /// Switches to the next segment (handing it the full one's buffer), seals the full one,
+    /// then applies retention.
     fn roll(&mut self) -> Result<(), SegmentError> {
         let next = self.writer.header().sequence.saturating_add(1);
-        let fresh = match self.background.take_next() {
-            Some(Ok(w)) => w,
-            // Not started, or it failed: try once more here and report this attempt's error.
-            None | Some(Err(_)) => SegmentWriter::create(
-                &segment_path(&self.dir, self.kind, next),
-                self.kind,
-                next,
-                self.capacity,
-            )?,
-        };
+        let buf = self.writer.take_buffer()?;
+        let mut fresh = SegmentWriter::create_with(
+            &segment_path(&self.dir, self.kind, next),
+            self.kind,
+            next,
+            self.capacity,
+            buf,
+        )?;
+        fresh.set_durability(self.durability);
         let full = std::mem::replace(&mut self.writer, fresh);
         self.summary.segments += 1;
-        self.background.seal(full)?;
+        self.sealer.seal(full)?;
         self.enforce_retention()?;
-        // A segment just filled up: the stream is long, so give the next preparation the whole
-        // time this segment takes to fill.
-        self.prepare_next();
         Ok(())
     }
 
@@ -245,8 +269,12 @@ impl SegmentDirWriter {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(SegmentError::io(path, "reading segment metadata", e)),
             };
-            total += meta.len();
-            // The current segment and one being prepared count, but are never recycled.
+            // The current segment counts at the size it will grow to, and is never recycled.
+            total += if seq >= current {
+                meta.len().max(self.capacity)
+            } else {
+                meta.len()
+            };
             if seq < current {
                 sealed.push((path, meta.len(), meta.modified().ok()));
             }
@@ -289,15 +317,14 @@ impl SegmentDirWriter {
         self.summary
     }
 
-    /// Seals the current segment (or deletes it if nothing was appended to it) and returns what
-    /// was written.
+    /// Seals the current segment (or deletes it if nothing was appended to it), waits for a
+    /// seal in flight, and returns what was written.
     ///
     /// # Errors
     ///
     /// [`SegmentError::Io`] when sealing or deleting fails.
     pub fn finish(mut self) -> Result<DirSummary, SegmentError> {
-        self.background.discard_next();
-        self.background.wait_sealed()?;
+        self.sealer.wait()?;
         let mut summary = self.summary;
         if self.writer.frame_count() == 0 {
             let path = self.writer.path().to_path_buf();
@@ -310,12 +337,6 @@ impl SegmentDirWriter {
         }
         Ok(summary)
     }
-}
-
-/// When the first segment of a run is an eighth full, the next one starts being prepared (a run
-/// that writes less never pays for preparing a segment it does not use); after a roll-over, at once.
-fn prepare_threshold(capacity: u64) -> u64 {
-    capacity / 8
 }
 
 /// The path of segment `sequence` of `kind` in `dir`: `{dir}/{kind}-{sequence:06}.seg`.

@@ -41,12 +41,13 @@
 //! stops at the first that fails, reporting its offset; it never returns damaged bytes as data.
 //! A reader refuses a file with another magic, another version or a bad header crc.
 
-mod ahead;
+mod buffer;
 mod dir;
 mod error;
 mod format;
 mod reader;
 mod recover;
+mod sealing;
 mod writer;
 
 pub use dir::{
@@ -60,4 +61,4 @@ pub use format::{
 };
 pub use reader::{Frame, Frames, Segment};
 pub use recover::{Recovery, recover};
-pub use writer::{SegmentWriter, SharedSegment};
+pub use writer::{Durability, SegmentWriter, SharedSegment};

@@ -1,42 +1,68 @@
-//! Writing one segment: a fixed-capacity file mapped read-write, appended to frame by frame.
+//! Writing one segment: frames are built in a staging buffer and written to the file with
+//! `pwrite`; readers map the file read-only.
+//!
+//! # Why not write through a mapping
+//!
+//! A store into a mapped page of a new (or preallocated) file first makes the kernel read the
+//! page, which for a hole or an unwritten extent means zero-filling it, and then marks it dirty:
+//! every byte is written twice, once as a zero. A `pwrite` of whole pages hands the kernel the
+//! final bytes at once, and sealing is a plain `write` of what is left (plus an `fsync` only when
+//! [`Durability::Sync`] asks for it). The file grows as it is written; nothing is preallocated.
 //!
 //! # Safety argument for concurrent readers
 //!
-//! The writer and every [`SharedSegment`] share one `MmapRaw` mapping through an `Arc`. The
-//! writer keeps a `committed` watermark (an `AtomicU64`): every byte below it belongs to a frame
-//! that is completely written, and the writer never writes below it again. Appending writes only
-//! at and above the watermark and then raises it with a `Release` store. A reader loads the
-//! watermark with `Acquire` and builds slices only of bytes below it. So no byte a reader can
-//! see is ever written again, and the writes that produced it happen-before the read, however
-//! the caller passed the offset across threads (a channel, an atomic, a guess). Offsets the
-//! writer has not yet committed are refused with [`SegmentError::BadOffset`], never read.
+//! Each segment has one read-only, shared mapping of the file, `capacity` bytes long, shared by
+//! the writer and every [`SharedSegment`] through an `Arc`; the writer never writes through it.
+//! The writer keeps a `committed` watermark (an `AtomicU64`): the number of bytes written to the
+//! file, always the end of a complete frame. Every byte below it is in the file (so the mapping
+//! is backed there, and reading it cannot fault with `SIGBUS`) and is never written again: the
+//! writer only writes at and above the watermark and then raises it with a `Release` store, after
+//! the write returned. A reader loads the watermark with `Acquire` and builds slices only of bytes
+//! below it. The page cache is coherent with shared mappings, so those bytes are the ones
+//! written, however the caller passed the offset across threads. Offsets the writer has not yet
+//! written are refused with [`SegmentError::BadOffset`], never read.
 //!
-//! `seal` truncates the file to the watermark; the mapping (still covering the old capacity)
-//! stays valid for every byte below the watermark, which is all a reader may touch. Deleting a
-//! segment file (retention) leaves existing mappings intact on Linux.
+//! The file is never truncated while the writer lives (the mapping's bytes below the watermark
+//! stay valid after sealing too), and deleting it (retention) leaves existing mappings intact.
 
+use std::fmt;
 use std::fs::{File, OpenOptions};
+use std::io::IoSlice;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
-use std::{fmt, ptr};
 
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::SegmentError;
+use crate::buffer::{DIRECT_MIN, STAGE_LEN, StageBuf, write_all_at, write_all_vectored_at};
 use crate::format::{
     FRAME_HEADER_LEN, FrameHeader, HEADER_LEN, SegmentHeader, SegmentKind, check_capacity,
     frame_size, max_payload, pad16,
 };
 use crate::reader::{Frames, payload_at};
 
+/// What sealing a segment guarantees about the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Durability {
+    /// Sealing writes what is left to the file and leaves writing back to the kernel (which
+    /// does it within seconds): a process crash loses nothing written, a machine crash may lose
+    /// the last seconds. The fastest; for imports, which can be run again.
+    #[default]
+    Flush,
+    /// Sealing also `fsync`s the file, so a sealed segment survives a machine crash.
+    Sync,
+}
+
 /// State shared by a writer and its readers.
 struct Inner {
+    /// Read-only, shared, `capacity` bytes; backed by the file only below `committed`.
     map: MmapRaw,
     path: PathBuf,
     header: SegmentHeader,
-    /// Bytes of the file (header included) that hold complete frames; never decreases.
+    /// Bytes of the file (header included) written, all of them complete frames; never
+    /// decreases. Readers see exactly these.
     committed: AtomicU64,
 }
 
@@ -44,24 +70,38 @@ impl Inner {
     /// The committed prefix of the mapping.
     fn committed_bytes(&self) -> &[u8] {
         let len = self.committed.load(Ordering::Acquire);
-        // SAFETY: `len` never exceeds the mapping's length (the capacity; append checks), the
-        // mapping lives as long as `self`, and bytes below the watermark are never written again
-        // (module doc), so a shared slice of them is sound for as long as `self` is borrowed.
+        // SAFETY: `len` never exceeds the mapping's length (the capacity; appends check) nor
+        // the file's length (every byte below it was written); the mapping lives as long as
+        // `self`, and bytes below the watermark are never written again (module doc), so a
+        // shared slice of them is sound for as long as `self` is borrowed.
         unsafe { std::slice::from_raw_parts(self.map.as_ptr(), len as usize) }
     }
 }
 
 /// Appends frames to one new segment file of fixed capacity.
 ///
-/// The file is allocated to its full capacity at creation (so writes into the mapping cannot
-/// fail for lack of disk space later) and mapped; an append is a copy into the mapping plus a
-/// crc32c, with no allocation and no system call.
+/// An append copies the frame into a staging buffer (a memcpy and a crc32c, no allocation, no
+/// system call); when the buffer is full, at [`publish`](Self::publish) and at
+/// [`seal`](Self::seal) its contents are written to the file with one `pwrite`, and become
+/// readable through [`SharedSegment`]. Payloads of 32 KiB and more given to
+/// [`append`](Self::append) are written straight from the caller's slice.
+///
+/// Dropping the writer without sealing writes out what is buffered (errors ignored) and leaves
+/// the file unsealed; a process that dies loses what was buffered, at most 256 KiB.
 pub struct SegmentWriter {
     inner: Arc<Inner>,
     file: File,
+    /// The bytes `[written, used)` of the file, from index 0.
+    buf: StageBuf,
+    /// Bytes in the file: the committed watermark.
+    written: u64,
+    /// Bytes appended: the file's length once the buffer is written.
     used: u64,
     capacity: u64,
     frames: u64,
+    durability: Durability,
+    /// A write failed part-way: the file may hold bytes past `used`, cut at sealing.
+    torn_tail: bool,
 }
 
 impl fmt::Debug for SegmentWriter {
@@ -70,24 +110,37 @@ impl fmt::Debug for SegmentWriter {
             .field("path", &self.inner.path)
             .field("header", &self.inner.header)
             .field("used", &self.used)
+            .field("written", &self.written)
             .field("frames", &self.frames)
+            .field("durability", &self.durability)
             .finish()
     }
 }
 
 impl SegmentWriter {
-    /// Creates the file at `path` (which must not exist), allocates `capacity` bytes, maps it and
-    /// writes the header.
+    /// Creates the file at `path` (which must not exist), writes the header and maps it for
+    /// readers.
     ///
     /// # Errors
     ///
     /// [`SegmentError::InvalidCapacity`] when `capacity` is under 96 bytes or not a multiple of
-    /// 16; [`SegmentError::Io`] when the file exists or cannot be created, allocated or mapped.
+    /// 16; [`SegmentError::Io`] when the file exists or cannot be created, written or mapped.
     pub fn create(
         path: &Path,
         kind: SegmentKind,
         sequence: u64,
         capacity: u64,
+    ) -> Result<Self, SegmentError> {
+        Self::create_with(path, kind, sequence, capacity, StageBuf::new(STAGE_LEN))
+    }
+
+    /// [`create`](Self::create) reusing a staging buffer (see [`take_buffer`](Self::take_buffer)).
+    pub(crate) fn create_with(
+        path: &Path,
+        kind: SegmentKind,
+        sequence: u64,
+        capacity: u64,
+        buf: StageBuf,
     ) -> Result<Self, SegmentError> {
         check_capacity(capacity, path)?;
         let file = OpenOptions::new()
@@ -96,7 +149,7 @@ impl SegmentWriter {
             .create_new(true)
             .open(path)
             .map_err(|e| SegmentError::io(path, "creating segment", e))?;
-        match Self::init(file, path, kind, sequence, capacity) {
+        match Self::init(file, path, kind, sequence, capacity, buf) {
             Ok(w) => Ok(w),
             Err(e) => {
                 // Best effort: do not leave a half-made segment behind.
@@ -112,17 +165,13 @@ impl SegmentWriter {
         kind: SegmentKind,
         sequence: u64,
         capacity: u64,
+        buf: StageBuf,
     ) -> Result<Self, SegmentError> {
-        allocate(&file, capacity).map_err(|e| SegmentError::io(path, "allocating segment", e))?;
         let len = usize::try_from(capacity).map_err(|_| SegmentError::InvalidCapacity {
             path: path.to_path_buf(),
             capacity,
             expected: "addressable on this machine",
         })?;
-        let map = MmapOptions::new()
-            .len(len)
-            .map_raw(&file)
-            .map_err(|e| SegmentError::io(path, "mapping segment", e))?;
         let created_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
@@ -132,9 +181,16 @@ impl SegmentWriter {
             created_ns,
             capacity,
         };
-        let bytes = header.encode();
-        // SAFETY: the mapping is `capacity >= 96` bytes long and nobody else has it yet.
-        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_mut_ptr(), bytes.len()) };
+        // The header goes to the file at once, so that the file is a valid (empty) segment from
+        // the start, whatever happens to the process.
+        write_all_at(&file, &header.encode(), 0)
+            .map_err(|e| SegmentError::io(path, "writing segment header", e))?;
+        // Only bytes below the watermark are ever read, and they are in the file by then; the
+        // rest of the mapping is address space only.
+        let map = MmapOptions::new()
+            .len(len)
+            .map_raw_read_only(&file)
+            .map_err(|e| SegmentError::io(path, "mapping segment", e))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 map,
@@ -143,9 +199,13 @@ impl SegmentWriter {
                 committed: AtomicU64::new(HEADER_LEN),
             }),
             file,
+            buf,
+            written: HEADER_LEN,
             used: HEADER_LEN,
             capacity,
             frames: 0,
+            durability: Durability::default(),
+            torn_tail: false,
         })
     }
 
@@ -153,23 +213,31 @@ impl SegmentWriter {
     ///
     /// Returns `Ok(Some(offset))`, the offset of the payload in the file (16-byte aligned), or
     /// `Ok(None)` when the frame does not fit in the space left (the caller rolls over to a new
-    /// segment).
+    /// segment). The frame is readable through [`SharedSegment`] after the next
+    /// [`publish`](Self::publish), or earlier if the buffer fills first.
     ///
     /// # Errors
     ///
-    /// [`SegmentError::EmptyPayload`] for an empty payload (a zero length marks the end), and
-    /// [`SegmentError::PayloadTooLarge`] for one over 4 GiB − 1 (the frame length is a u32).
+    /// [`SegmentError::EmptyPayload`] for an empty payload (a zero length marks the end),
+    /// [`SegmentError::PayloadTooLarge`] for one over 4 GiB − 1 (the frame length is a u32), and
+    /// [`SegmentError::Io`] when writing out the full buffer fails (the frame is not appended
+    /// then; appending again retries the write).
     #[inline]
     pub fn append(&mut self, payload: &[u8]) -> Result<Option<u64>, SegmentError> {
+        if payload.len() >= DIRECT_MIN {
+            return self.append_direct(payload);
+        }
         self.append_with(payload.len(), |dst| dst.copy_from_slice(payload))
     }
 
-    /// Reserves a frame of `len` payload bytes, lets `fill` write the payload in place (for
-    /// zero-copy serialization into the mapping), then computes its checksum and commits it.
+    /// Reserves a frame of `len` payload bytes in the staging buffer, lets `fill` write the
+    /// payload in place (for zero-copy serialization), then computes its checksum and appends
+    /// it. The slice given to `fill` starts at a 16-byte-aligned address.
     ///
-    /// `fill` must write all `len` bytes: their contents before the call are unspecified (zeros
-    /// unless an earlier `fill` panicked). `fill` is not called when the frame does not fit, in
-    /// which case the result is `Ok(None)`; otherwise it is `Ok(Some(offset))` of the payload.
+    /// `fill` must write all `len` bytes: their contents before the call are unspecified (left
+    /// over from earlier frames). `fill` is not called when the frame does not fit, in which case
+    /// the result is `Ok(None)`; otherwise it is `Ok(Some(offset))` of the payload, readable
+    /// after the next [`publish`](Self::publish).
     ///
     /// # Errors
     ///
@@ -187,26 +255,64 @@ impl SegmentWriter {
         if !self.fits(len) {
             return Ok(None);
         }
-        let frame_at = self.used;
-        let payload_at = frame_at + FRAME_HEADER_LEN;
-        let padded = pad16(len64);
-        // SAFETY: `fits` guarantees `frame_at + 16 + padded <= capacity`, the mapping's length,
-        // so every pointer below stays inside the mapping. All bytes written are at or above
-        // `frame_at == committed`, which no reader ever slices (module doc), and `&mut self`
-        // excludes another append, so the `&mut [u8]` given to `fill` is unique.
-        unsafe {
-            let base = self.inner.map.as_mut_ptr();
-            let p = base.add(payload_at as usize);
-            let dst = std::slice::from_raw_parts_mut(p, len);
-            fill(dst);
-            let crc = crc32c::crc32c(dst);
-            ptr::write_bytes(p.add(len), 0, (padded - len64) as usize);
-            let head = FrameHeader::encode(len as u32, crc);
-            ptr::copy_nonoverlapping(head.as_ptr(), base.add(frame_at as usize), head.len());
+        // At most the capacity, which `check_capacity` made addressable.
+        let size = frame_size(len64) as usize;
+        let mut pos = (self.used - self.written) as usize;
+        if pos + size > self.buf.len() {
+            self.make_room(size)?;
+            pos = 0;
         }
-        self.used = payload_at + padded;
+        let frame = &mut self.buf.bytes_mut()[pos..pos + size];
+        let (head, rest) = frame.split_at_mut(FRAME_HEADER_LEN as usize);
+        let (payload, padding) = rest.split_at_mut(len);
+        fill(payload);
+        let crc = crc32c::crc32c(payload);
+        padding.fill(0);
+        head.copy_from_slice(&FrameHeader::encode(len as u32, crc));
+        let payload_at = self.used + FRAME_HEADER_LEN;
+        self.used += size as u64;
         self.frames += 1;
-        self.inner.committed.store(self.used, Ordering::Release);
+        Ok(Some(payload_at))
+    }
+
+    /// Writes out the buffer and makes it hold at least `size` bytes.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self, size: usize) -> Result<(), SegmentError> {
+        self.publish()?;
+        self.buf.fit(size);
+        Ok(())
+    }
+
+    /// Appends a large payload without copying it into the buffer: writes out the buffer, then
+    /// the frame header, the payload and its padding with one `pwritev`.
+    #[inline(never)]
+    fn append_direct(&mut self, payload: &[u8]) -> Result<Option<u64>, SegmentError> {
+        const ZEROS: [u8; 16] = [0; 16];
+        let len64 = payload.len() as u64;
+        if len64 > u64::from(u32::MAX) {
+            return Err(self.refuse(len64));
+        }
+        if !self.fits(payload.len()) {
+            return Ok(None);
+        }
+        self.publish()?;
+        let head = FrameHeader::encode(len64 as u32, crc32c::crc32c(payload));
+        let pad = (pad16(len64) - len64) as usize;
+        let mut parts = [
+            IoSlice::new(&head),
+            IoSlice::new(payload),
+            IoSlice::new(&ZEROS[..pad]),
+        ];
+        if let Err(e) = write_all_vectored_at(&self.file, &mut parts, self.used) {
+            self.torn_tail = true;
+            return Err(SegmentError::io(&self.inner.path, "writing segment", e));
+        }
+        let payload_at = self.used + FRAME_HEADER_LEN;
+        self.used = payload_at + pad16(len64);
+        self.written = self.used;
+        self.frames += 1;
+        self.inner.committed.store(self.written, Ordering::Release);
         Ok(Some(payload_at))
     }
 
@@ -231,45 +337,61 @@ impl SegmentWriter {
         len != 0 && frame_size(len as u64) <= self.capacity - self.used
     }
 
-    /// Faults in the unused rest of the mapping now (`MADV_POPULATE_WRITE`), so that appends
-    /// that follow take no page faults. This costs about what the faults would; it pays off
-    /// when done on another thread than the one appending, as [`SegmentDirWriter`] does when it
-    /// prepares its next segment. Does nothing on kernels without it (before Linux 5.14).
-    ///
-    /// [`SegmentDirWriter`]: crate::SegmentDirWriter
+    /// Writes everything appended so far to the file and makes it readable through every
+    /// [`SharedSegment`] of this segment (and to anyone who opens the file). One `pwrite` when
+    /// something is buffered, nothing otherwise. This is what a caller does before it hands
+    /// offsets returned by appends to another thread.
     ///
     /// # Errors
     ///
-    /// [`SegmentError::Io`] when the kernel cannot provide the pages.
-    pub fn prefault(&mut self) -> Result<(), SegmentError> {
-        #[cfg(target_os = "linux")]
-        {
-            let start = self.used as usize;
-            let len = (self.capacity - self.used) as usize;
-            if let Err(e) = self
-                .inner
-                .map
-                .advise_range(memmap2::Advice::PopulateWrite, start, len)
-            {
-                // EINVAL: a kernel without MADV_POPULATE_WRITE; the appends fault instead.
-                if e.raw_os_error() != Some(libc::EINVAL) {
-                    return Err(SegmentError::io(&self.inner.path, "prefaulting segment", e));
-                }
-            }
+    /// [`SegmentError::Io`] when the write fails (a full disk): nothing new becomes readable, the
+    /// frames stay buffered, and a later `publish` tries again.
+    pub fn publish(&mut self) -> Result<(), SegmentError> {
+        let pending = (self.used - self.written) as usize;
+        if pending == 0 {
+            return Ok(());
         }
+        if let Err(e) = write_all_at(&self.file, &self.buf.bytes()[..pending], self.written) {
+            self.torn_tail = true;
+            return Err(SegmentError::io(&self.inner.path, "writing segment", e));
+        }
+        self.written = self.used;
+        self.inner.committed.store(self.written, Ordering::Release);
         Ok(())
     }
 
-    /// A handle other threads use to read frames already appended.
+    /// Publishes, then hands over the staging buffer for the next segment's writer. Appends
+    /// after this still work (they allocate a new buffer).
+    pub(crate) fn take_buffer(&mut self) -> Result<StageBuf, SegmentError> {
+        self.publish()?;
+        Ok(std::mem::replace(&mut self.buf, StageBuf::empty()))
+    }
+
+    /// Chooses what [`seal`](Self::seal) guarantees; [`Durability::Flush`] unless set.
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.durability = durability;
+    }
+
+    /// What [`seal`](Self::seal) will guarantee.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// A handle other threads use to read frames already published.
     pub fn shared(&self) -> SharedSegment {
         SharedSegment {
             inner: Arc::clone(&self.inner),
         }
     }
 
-    /// Bytes of the file in use: the header and every frame appended.
+    /// Bytes of the segment in use: the header and every frame appended, published or not.
     pub fn used(&self) -> u64 {
         self.used
+    }
+
+    /// Bytes appended but not yet written to the file (not yet readable).
+    pub fn pending(&self) -> u64 {
+        self.used - self.written
     }
 
     /// Bytes left before the capacity.
@@ -292,55 +414,49 @@ impl SegmentWriter {
         &self.inner.path
     }
 
-    /// Flushes the frames to disk, truncates the file to its used length and syncs it; returns
-    /// its path. A sealed segment is read-only: it is never written again.
+    /// Writes out what is buffered and, under [`Durability::Sync`], syncs the file to disk;
+    /// returns its path. The file then ends right after its last frame. A sealed segment is
+    /// never written again.
     ///
     /// [`SharedSegment`] handles stay valid after sealing.
     ///
     /// # Errors
     ///
-    /// [`SegmentError::Io`] when flushing, truncating or syncing fails.
-    pub fn seal(self) -> Result<PathBuf, SegmentError> {
+    /// [`SegmentError::Io`] when writing, truncating a torn tail left by a failed write, or
+    /// syncing fails.
+    pub fn seal(mut self) -> Result<PathBuf, SegmentError> {
+        self.publish()?;
         let path = self.inner.path.clone();
-        self.inner
-            .map
-            .flush_range(0, self.used as usize)
-            .map_err(|e| SegmentError::io(&path, "flushing segment", e))?;
-        self.file
-            .set_len(self.used)
-            .map_err(|e| SegmentError::io(&path, "truncating sealed segment", e))?;
-        self.file
-            .sync_all()
-            .map_err(|e| SegmentError::io(&path, "syncing sealed segment", e))?;
+        if self.torn_tail {
+            // A failed write may have left part of a frame after the last complete one.
+            self.file
+                .set_len(self.used)
+                .map_err(|e| SegmentError::io(&path, "truncating sealed segment", e))?;
+            self.torn_tail = false;
+        }
+        if self.durability == Durability::Sync {
+            self.file
+                .sync_data()
+                .map_err(|e| SegmentError::io(&path, "syncing sealed segment", e))?;
+        }
         Ok(path)
     }
 }
 
-/// Gives the file `len` bytes of disk blocks (not a sparse hole), so that writes through the
-/// mapping cannot hit a full disk and fault.
-fn allocate(file: &File, len: u64) -> std::io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let off = libc::off_t::try_from(len)
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-        // SAFETY: plain system call on a valid, owned descriptor.
-        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, off) };
-        match rc {
-            0 => return Ok(()),
-            // File systems without fallocate: fall back to a sparse file.
-            libc::EOPNOTSUPP | libc::EINVAL => {}
-            err => return Err(std::io::Error::from_raw_os_error(err)),
-        }
+impl Drop for SegmentWriter {
+    /// Writes out what is buffered, so that a writer dropped without sealing leaves every frame
+    /// it accepted in the (unsealed) file. Errors cannot be reported here and are ignored.
+    fn drop(&mut self) {
+        let _ = self.publish();
     }
-    file.set_len(len)
 }
 
 /// A cheap, cloneable (`Arc`) handle to a segment being written, for reading frames already
-/// appended from other threads. `Send + Sync`.
+/// published ([`SegmentWriter::publish`]) from other threads, zero-copy from a shared read-only
+/// mapping of the file. `Send + Sync`.
 ///
 /// See the module doc for why this is sound: only bytes below the writer's committed watermark
-/// are ever read, and those are never written again while any handle exists.
+/// (written to the file) are ever read, and those are never written again.
 #[derive(Clone)]
 pub struct SharedSegment {
     inner: Arc<Inner>,
@@ -357,7 +473,7 @@ impl fmt::Debug for SharedSegment {
 }
 
 impl SharedSegment {
-    /// The payload whose offset an append returned.
+    /// The payload whose offset an append returned, once published.
     ///
     /// The frame is checked for shape (length, reserved bytes, padding) but its checksum is not
     /// recomputed: these bytes were written by this process and never change. As with
@@ -367,7 +483,7 @@ impl SharedSegment {
     /// # Errors
     ///
     /// [`SegmentError::BadOffset`] when `offset` is not the payload offset of a committed frame
-    /// (misaligned, in the header, or not yet appended), [`SegmentError::CorruptFrame`] or
+    /// (misaligned, in the header, or not yet published), [`SegmentError::CorruptFrame`] or
     /// [`SegmentError::TornFrame`] when it points into the middle of a payload.
     #[inline]
     pub fn payload(&self, offset: u64) -> Result<&[u8], SegmentError> {
@@ -379,7 +495,7 @@ impl SharedSegment {
         )
     }
 
-    /// The frames committed so far, checksums verified.
+    /// The frames published so far, checksums verified.
     pub fn frames(&self) -> Frames<'_> {
         Frames::new(self.inner.committed_bytes(), &self.inner.path)
     }
@@ -406,48 +522,4 @@ impl SharedSegment {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn assert_send_sync<T: Send + Sync>() {}
-
-    #[test]
-    fn handles_are_send_and_sync() {
-        assert_send_sync::<SharedSegment>();
-        fn assert_send<T: Send>() {}
-        assert_send::<SegmentWriter>();
-    }
-
-    #[test]
-    fn create_refuses_existing_file_and_bad_capacity() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.seg");
-        std::fs::write(&p, b"x").unwrap();
-        let e = SegmentWriter::create(&p, SegmentKind::Packets, 0, 4096).unwrap_err();
-        assert!(e.to_string().contains("creating segment"), "{e}");
-        assert_eq!(std::fs::read(&p).unwrap(), b"x", "existing file untouched");
-        let q = dir.path().join("b.seg");
-        let e = SegmentWriter::create(&q, SegmentKind::Packets, 0, 1000).unwrap_err();
-        assert!(e.to_string().contains("multiple of 16"), "{e}");
-        assert!(!q.exists());
-    }
-
-    #[test]
-    fn empty_and_uncommitted_offsets_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut w = SegmentWriter::create(&dir.path().join("a.seg"), SegmentKind::Packets, 0, 4096)
-            .unwrap();
-        assert!(matches!(
-            w.append(b""),
-            Err(SegmentError::EmptyPayload { .. })
-        ));
-        let s = w.shared();
-        assert!(matches!(s.payload(80), Err(SegmentError::BadOffset { .. })));
-        let off = w.append(b"hello").unwrap().unwrap();
-        assert_eq!(off, 80);
-        assert_eq!(s.payload(off).unwrap(), b"hello");
-        assert!(matches!(s.payload(96), Err(SegmentError::BadOffset { .. })));
-        assert!(matches!(s.payload(81), Err(SegmentError::BadOffset { .. })));
-        assert!(matches!(s.payload(64), Err(SegmentError::BadOffset { .. })));
-    }
-}
+mod tests;

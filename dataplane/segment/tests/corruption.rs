@@ -212,6 +212,15 @@ fn garbage_in_the_zero_tail_of_an_unsealed_segment() {
         .collect();
     let end = w.used();
     drop(w);
+    // This writer's files end at their last frame; one that allocated its capacity up front
+    // (the format allows it) leaves a zero tail.
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), end);
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(8192)
+        .unwrap();
     // An end marker with a stray checksum is not a clean end.
     patch(&path, end + 4, &[0xaa]);
     let e = check_detect_and_recover(&path, &frames, 3, end);
@@ -227,6 +236,20 @@ fn unsealed_clean_segment_recovers_to_its_used_length() {
     w.append(b"two").unwrap();
     let used = w.used();
     drop(w);
+    // Dropping the writer wrote out its buffer: the file ends after the last frame, as if sealed.
+    let r = recover(&path).unwrap();
+    assert!(r.damage.is_none());
+    assert_eq!(
+        (r.good_frames, r.good_bytes, r.truncated_bytes),
+        (2, used, 0)
+    );
+    // A zero tail (a file allocated up front) is cut.
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(8192)
+        .unwrap();
     let r = recover(&path).unwrap();
     assert!(r.damage.is_none());
     assert_eq!(

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use tapline_segment::{
-    Retention, Segment, SegmentDirWriter, SegmentError, SegmentKind, dir_segments, max_payload,
-    pin_path, read_dir_segments, segment_path,
+    Durability, FrameRef, Retention, Segment, SegmentDirWriter, SegmentError, SegmentKind,
+    dir_segments, max_payload, pin_path, read_dir_segments, segment_path,
 };
 
 const CAP: u64 = 4096;
@@ -41,6 +41,16 @@ fn rolls_over_and_reads_back_in_order() {
     let mut refs = Vec::new();
     for i in 0..100 {
         let r = w.append(&payload(i)).unwrap();
+        if i == 18 {
+            // The roll-over published the full segment.
+            let prev: &FrameRef = &refs[17];
+            assert_eq!(prev.payload().unwrap(), payload(17).as_slice());
+        }
+        assert!(
+            matches!(r.payload(), Err(SegmentError::BadOffset { .. })),
+            "readable only once published"
+        );
+        w.publish().unwrap();
         assert_eq!(r.payload().unwrap(), payload(i).as_slice());
         assert_eq!(r.offset % 16, 0);
         assert_eq!(w.current().sequence(), r.sequence);
@@ -168,9 +178,8 @@ fn retention_by_bytes_recycles_the_oldest_unpinned() {
         w.append(&payload(i)).unwrap();
     }
     let s = w.finish().unwrap();
-    // Segments 0..=4 are full and sealed, 5 is current (and 6 was being
-    // prepared; finish deleted it). Over the limit, 0 went first, then 1 was
-    // pinned so 2 and 3 went; 1, 4, 5 remain.
+    // Segments 0..=4 are full and sealed, 5 is current (counted at its capacity). Over the
+    // limit, 0 went first, then 1 was pinned so 2 and 3 went; 1, 4, 5 remain.
     let left: Vec<u64> = dir_segments(dir, SegmentKind::Packets)
         .unwrap()
         .into_iter()
@@ -225,12 +234,12 @@ fn retention_by_age_recycles_old_unpinned_segments() {
 }
 
 #[test]
-fn drop_without_finish_leaves_an_unsealed_segment_and_no_prepared_one() {
+fn drop_without_finish_leaves_an_unsealed_segment_with_every_frame() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let mut w =
         SegmentDirWriter::create(dir, SegmentKind::Packets, CAP, Retention::default()).unwrap();
-    // 18 frames fill segment 0 and 10 go to segment 1; segment 2 is prepared from the roll-over on.
+    // 18 frames fill segment 0 and 10 go to segment 1.
     for i in 0..28 {
         w.append(&payload(i)).unwrap();
     }
@@ -239,13 +248,55 @@ fn drop_without_finish_leaves_an_unsealed_segment_and_no_prepared_one() {
     assert_eq!(left.len(), 2, "{left:?}");
     assert_eq!(
         std::fs::metadata(&left[1]).unwrap().len(),
-        CAP,
-        "current segment left unsealed"
+        64 + 10 * 224,
+        "the buffer was written out"
     );
     let r = tapline_segment::recover(&left[1]).unwrap();
-    assert_eq!(r.good_frames, 10);
+    assert_eq!((r.good_frames, r.truncated_bytes), (10, 0));
     assert_eq!(
         read_all(dir, SegmentKind::Packets),
         (0..28).map(payload).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn readers_on_other_threads_follow_publishes_across_roll_overs() {
+    const N: u32 = 20_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ring");
+    // 64 KiB segments: about 290 frames each, so dozens of roll-overs.
+    let mut w =
+        SegmentDirWriter::create(&dir, SegmentKind::Packets, 64 << 10, Retention::default())
+            .unwrap()
+            .with_durability(Durability::Sync);
+    assert_eq!(w.durability(), Durability::Sync);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u32, FrameRef)>>(8);
+    let reader = std::thread::spawn(move || {
+        let mut seen = 0;
+        for batch in rx {
+            for (i, r) in batch {
+                assert_eq!(r.payload().unwrap(), payload(i).as_slice(), "frame {i}");
+                seen += 1;
+            }
+        }
+        seen
+    });
+    let mut batch = Vec::new();
+    for i in 0..N {
+        batch.push((i, w.append(&payload(i)).unwrap()));
+        if batch.len() == 1 + (i as usize % 300) {
+            w.publish().unwrap();
+            tx.send(std::mem::take(&mut batch)).unwrap();
+        }
+    }
+    w.publish().unwrap();
+    tx.send(batch).unwrap();
+    drop(tx);
+    assert_eq!(reader.join().unwrap(), N);
+    let s = w.finish().unwrap();
+    assert!(s.segments > 50, "{s:?}");
+    assert_eq!(
+        read_all(&dir, SegmentKind::Packets),
+        (0..N).map(payload).collect::<Vec<_>>()
     );
 }

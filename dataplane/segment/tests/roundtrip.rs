@@ -78,8 +78,16 @@ fn unsealed_segment_reads_up_to_end_marker() {
     for i in 0..10 {
         w.append(&payload(i)).unwrap().unwrap();
     }
-    drop(w); // no seal: the file keeps its capacity, zeros after the last frame
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), 64 << 10);
+    let used = w.used();
+    drop(w); // no seal: the buffer is written out, the file ends after the last frame
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), used);
+    // A file allocated to its capacity up front has zeros after the last frame.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(64 << 10)
+        .unwrap();
     let seg = Segment::open(&path).unwrap();
     let frames: Vec<_> = seg.frames().collect::<Result<_, _>>().unwrap();
     assert_eq!(frames.len(), 10);
@@ -133,6 +141,7 @@ fn append_with_fills_in_place() {
         .unwrap()
         .unwrap();
     let shared = w.shared();
+    w.publish().unwrap();
     assert_eq!(
         shared.payload(off).unwrap(),
         (0..33).collect::<Vec<u8>>().as_slice()
@@ -164,6 +173,17 @@ fn oversized_payload_refused_by_writer() {
     );
 }
 
+/// Payload `i` of a mixed stream: mostly small, every 997th a large one (written straight to
+/// the file, not through the buffer).
+fn mixed(i: u32) -> Vec<u8> {
+    if i % 997 == 0 {
+        let len = 40_000 + (i % 100) as usize;
+        (0..len).map(|j| (j as u32 ^ i) as u8).collect()
+    } else {
+        payload(i)
+    }
+}
+
 #[test]
 fn shared_segment_read_from_another_thread_while_appending() {
     const N: u32 = 200_000;
@@ -171,45 +191,63 @@ fn shared_segment_read_from_another_thread_while_appending() {
     let path = dir.path().join("a.seg");
     let mut w = SegmentWriter::create(&path, SegmentKind::Packets, 1, 128 << 20).unwrap();
     let shared = w.shared();
-    let (tx, rx) = mpsc::sync_channel::<(u32, u64)>(1024);
+    let (tx, rx) = mpsc::sync_channel::<Vec<(u32, u64)>>(16);
 
     let reader = std::thread::spawn(move || {
         let mut seen = 0u32;
-        for (i, off) in rx {
-            assert_eq!(
-                shared.payload(off).unwrap(),
-                payload(i).as_slice(),
-                "frame {i}"
-            );
-            seen += 1;
+        for batch in rx {
+            for (i, off) in batch {
+                assert_eq!(
+                    shared.payload(off).unwrap(),
+                    mixed(i).as_slice(),
+                    "frame {i}"
+                );
+                seen += 1;
+            }
         }
         // Everything published is visible, checksums included.
         let all = shared.frames().collect::<Result<Vec<_>, _>>().unwrap();
         assert_eq!(all.len(), N as usize);
         seen
     });
-    // A second reader scans whatever is committed while the writer runs.
+    // A second reader scans whatever is published while the writer runs.
     let scanner_handle = w.shared();
     let scanner = std::thread::spawn(move || {
         let mut max = 0;
         for _ in 0..50 {
-            let n = scanner_handle
+            let frames = scanner_handle
                 .frames()
                 .collect::<Result<Vec<_>, _>>()
-                .unwrap()
-                .len();
-            assert!(n >= max, "committed frames never shrink");
-            max = n;
+                .unwrap();
+            for f in frames.iter().step_by(101) {
+                assert_eq!(f.payload.as_ptr() as usize % 16, 0);
+            }
+            assert!(frames.len() >= max, "published frames never shrink");
+            max = frames.len();
         }
         max
     });
 
+    // Batches of varying size, each published before it is handed over, as the import
+    // dispatcher does; full buffers are written out in between on their own.
+    let mut batch = Vec::new();
+    let mut until = 1;
     for i in 0..N {
-        let off = w.append(&payload(i)).unwrap().unwrap();
-        tx.send((i, off)).unwrap();
+        let off = w.append(&mixed(i)).unwrap().unwrap();
+        batch.push((i, off));
+        until -= 1;
+        if until == 0 {
+            w.publish().unwrap();
+            tx.send(std::mem::take(&mut batch)).unwrap();
+            until = 1 + i % 700;
+        }
     }
+    w.publish().unwrap();
+    tx.send(batch).unwrap();
     drop(tx);
     assert_eq!(reader.join().unwrap(), N);
     assert!(scanner.join().unwrap() <= N as usize);
-    w.seal().unwrap();
+    let path = w.seal().unwrap();
+    let seg = Segment::open(&path).unwrap();
+    assert_eq!(seg.frames().count(), N as usize);
 }

@@ -330,17 +330,13 @@ impl<'a> PacketIter<'a> {
             Err(e) => return Some(Err(self.error(e, offset))),
         };
         *rest = next;
+        // A sub-second part of a second or more is out of spec, but libpcap reads such files
+        // by simple addition, and so does tapline (the time is still monotonic-ish).
         let frac_ns = if nanos {
             u64::from(raw.ts_frac)
         } else {
             u64::from(raw.ts_frac) * 1000
         };
-        if frac_ns >= 1_000_000_000 {
-            return Some(Err(self.corrupt(
-                offset,
-                format!("sub-second timestamp {} out of range", raw.ts_frac),
-            )));
-        }
         let data = match raw.data {
             std::borrow::Cow::Borrowed(d) => d,
             std::borrow::Cow::Owned(_) => {
@@ -373,6 +369,22 @@ impl<'a> PacketIter<'a> {
             }
             let (next, block) = match parser.next_block(rest) {
                 Ok(ok) => ok,
+                Err(PcapError::Utf8Error(_) | PcapError::FromUtf8Error(_)) => {
+                    // An option that is not valid UTF-8 (a comment, a name) does not make the
+                    // packet unreadable: take the block raw and decode a packet block by hand.
+                    let endianness = parser.section().endianness;
+                    let (next, raw) = match parser.next_raw_block(rest) {
+                        Ok(ok) => ok,
+                        Err(e) => return Some(Err(self.error(e, offset))),
+                    };
+                    match raw_enhanced_packet(raw, endianness) {
+                        Some(block) => (next, block),
+                        None => {
+                            *rest = next;
+                            continue;
+                        }
+                    }
+                }
                 Err(e) => return Some(Err(self.error(e, offset))),
             };
             *rest = next;
@@ -445,6 +457,40 @@ impl<'a> Iterator for PacketIter<'a> {
         }
         item
     }
+}
+
+/// Decodes an enhanced packet block by hand, ignoring its options (used when `pcap-file`
+/// refuses the block for an option that is not UTF-8). Other blocks give `None`.
+fn raw_enhanced_packet(
+    raw: pcap_file::pcapng::RawBlock<'_>,
+    endianness: pcap_file::Endianness,
+) -> Option<Block<'_>> {
+    const ENHANCED_PACKET_BLOCK: u32 = 6;
+    if raw.type_ != ENHANCED_PACKET_BLOCK {
+        return None;
+    }
+    let std::borrow::Cow::Borrowed(body) = raw.body else {
+        return None;
+    };
+    let word = |at: usize| -> Option<u32> {
+        let bytes: [u8; 4] = body.get(at..at + 4)?.try_into().ok()?;
+        Some(match endianness {
+            pcap_file::Endianness::Big => u32::from_be_bytes(bytes),
+            pcap_file::Endianness::Little => u32::from_le_bytes(bytes),
+        })
+    };
+    let captured = word(12)? as usize;
+    let data = body.get(20..20usize.checked_add(captured)?)?;
+    let raw_ts = (u64::from(word(4)?) << 32) | u64::from(word(8)?);
+    Some(Block::EnhancedPacket(
+        pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock {
+            interface_id: word(0)?,
+            timestamp: std::time::Duration::from_nanos(raw_ts),
+            original_len: word(16)?,
+            data: std::borrow::Cow::Borrowed(data),
+            options: Vec::new(),
+        },
+    ))
 }
 
 fn link_type_u16(link: u32) -> u16 {

@@ -13,7 +13,13 @@ fn rules(list: &[&str]) -> IgnoreSet {
     set
 }
 
-fn run(expected: &Expected, status: u16, headers: &[(&str, &[u8])], body: &[u8], set: &IgnoreSet) -> Vec<String> {
+fn run(
+    expected: &Expected,
+    status: u16,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+    set: &IgnoreSet,
+) -> Vec<String> {
     let observed = Observed {
         status,
         headers,
@@ -44,7 +50,13 @@ fn status_headers_and_fields_are_named() {
         ("X-Request-Id", b"def"),
         ("X-New", b"1"),
     ];
-    let lines = run(&e, 500, headers, br#"{"user":{"email":"b@x","id":1}}"#, &rules(&[]));
+    let lines = run(
+        &e,
+        500,
+        headers,
+        br#"{"user":{"email":"b@x","id":1}}"#,
+        &rules(&[]),
+    );
     assert_eq!(
         lines,
         [
@@ -62,7 +74,13 @@ fn status_headers_and_fields_are_named() {
         &rules(&["header:x-request-id", "header:x-new", "json:$.user.email"]),
     );
     assert!(lines.is_empty(), "{lines:?}");
-    let lines = run(&e, 200, &headers[..1], b"", &rules(&["status", "body", "header:x-request-id"]));
+    let lines = run(
+        &e,
+        200,
+        &headers[..1],
+        b"",
+        &rules(&["status", "body", "header:x-request-id"]),
+    );
     assert!(lines.is_empty(), "{lines:?}");
     let lines = run(&e, 200, &headers[..1], b"", &rules(&[]));
     assert_eq!(lines[0], "header:x-request-id: missing (recorded \"abc\")");
@@ -74,20 +92,38 @@ fn header_order_between_names_does_not_count() {
     let same: &[(&str, &[u8])] = &[("b", b"2"), ("a", b"1"), ("a", b"3")];
     assert!(run(&e, 200, same, b"", &rules(&[])).is_empty());
     let swapped: &[(&str, &[u8])] = &[("a", b"3"), ("b", b"2"), ("a", b"1")];
-    assert_eq!(run(&e, 200, swapped, b"", &rules(&[])), ["header:a: \"1, 3\" → \"3, 1\""]);
+    assert_eq!(
+        run(&e, 200, swapped, b"", &rules(&[])),
+        ["header:a: \"1, 3\" → \"3, 1\""]
+    );
 }
 
 #[test]
 fn text_bodies_show_where_they_part() {
-    let e = Expected::new(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", b"hello world").unwrap();
-    let lines = run(&e, 200, &[("Content-Type", b"text/plain")], b"hello there", &rules(&[]));
+    let e = Expected::new(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n",
+        b"hello world",
+    )
+    .unwrap();
+    let lines = run(
+        &e,
+        200,
+        &[("Content-Type", b"text/plain")],
+        b"hello there",
+        &rules(&[]),
+    );
     assert_eq!(
         lines,
-        ["body: \"hello world\" → \"hello there\" (11 bytes recorded, 11 bytes now, first difference at byte 6)"]
+        [
+            "body: \"hello world\" → \"hello there\" (11 bytes recorded, 11 bytes now, first difference at byte 6)"
+        ]
     );
     // JSON recorded, an HTML error page now: one body difference.
     let e = Expected::new(HEAD, br#"{"a":1}"#).unwrap();
-    let headers: &[(&str, &[u8])] = &[("Content-Type", b"application/json"), ("X-Request-Id", b"abc")];
+    let headers: &[(&str, &[u8])] = &[
+        ("Content-Type", b"application/json"),
+        ("X-Request-Id", b"abc"),
+    ];
     let lines = run(&e, 200, headers, b"<html>", &rules(&[]));
     assert_eq!(lines.len(), 1);
     assert!(lines[0].starts_with("body: "), "{lines:?}");
@@ -100,9 +136,13 @@ fn gzip_is_undone_on_both_sides() {
         e.write_all(data).unwrap();
         e.finish().unwrap()
     };
-    let head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Type: application/json\r\n\r\n";
+    let head =
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Type: application/json\r\n\r\n";
     let e = Expected::new(head, &gz(br#"{"a":[1,2]}"#, 1)).unwrap();
-    let headers: &[(&str, &[u8])] = &[("Content-Encoding", b"gzip"), ("Content-Type", b"application/json")];
+    let headers: &[(&str, &[u8])] = &[
+        ("Content-Encoding", b"gzip"),
+        ("Content-Type", b"application/json"),
+    ];
     assert!(run(&e, 200, headers, &gz(br#"{"a":[1,2]}"#, 9), &rules(&[])).is_empty());
     assert_eq!(
         run(&e, 200, headers, &gz(br#"{"a":[1,3]}"#, 9), &rules(&[])),
@@ -117,7 +157,10 @@ fn differences_are_capped() {
     let e = Expected::new(HEAD, &serde_json::to_vec(&many).unwrap()).unwrap();
     let observed = Observed {
         status: 201,
-        headers: &[("Content-Type", b"application/json"), ("X-Request-Id", b"abc")],
+        headers: &[
+            ("Content-Type", b"application/json"),
+            ("X-Request-Id", b"abc"),
+        ],
         body: &serde_json::to_vec(&other).unwrap(),
     };
     let (diffs, n) = compare(&e, &observed, &IgnoreSet::defaults());

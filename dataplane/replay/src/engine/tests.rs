@@ -38,7 +38,11 @@ fn serve(handler: Arc<Handler>) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
                     }
                     let length = head
                         .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
                         .unwrap_or(0);
                     let mut body = vec![0; length];
                     reader.read_exact(&mut body).unwrap();
@@ -73,7 +77,14 @@ fn recs(n: u32, gap_ms: u64) -> Vec<Rec> {
             let id = (k + 1).to_string();
             // Four recorded connections, requests in turn.
             let port = 1000 + (i % 4) as u16;
-            rec(port, i / 4, TARGETS[k], &user(&id, &format!("u{id}@x")), u64::from(i) * gap_ms, u64::from(i) * gap_ms + 1)
+            rec(
+                port,
+                i / 4,
+                TARGETS[k],
+                &user(&id, &format!("u{id}@x")),
+                u64::from(i) * gap_ms,
+                u64::from(i) * gap_ms + 1,
+            )
         })
         .collect()
 }
@@ -93,7 +104,11 @@ fn answer_users(method: &str, path: &str) -> (Vec<u8>, bool) {
     let id = path.rsplit('/').next().unwrap_or("0");
     assert_eq!(method, "GET");
     // User 3's email changed.
-    let email = if id == "3" { "new@x".to_owned() } else { format!("u{id}@x") };
+    let email = if id == "3" {
+        "new@x".to_owned()
+    } else {
+        format!("u{id}@x")
+    };
     let text = user(id, &email).replace("200 OK\r\n", "200 OK\r\nDate: now\r\n");
     (text.into_bytes(), false)
 }
@@ -105,12 +120,20 @@ fn responses_are_compared_and_host_rewritten() {
     let plan = Arc::new(plan_with_host(&recs(12, 1), None, &[], Some(&host)).unwrap());
     let result = run(Arc::clone(&plan), &settings(addr, Rate::Factor(1.0))).unwrap();
     let t = &result.tally;
-    assert_eq!((t.all.total, t.all.matched, t.all.mismatched, t.all.errors), (12, 8, 4, 0));
+    assert_eq!(
+        (t.all.total, t.all.matched, t.all.mismatched, t.all.errors),
+        (12, 8, 4, 0)
+    );
     let detail = t.mismatches.values().next().unwrap();
     assert_eq!(detail.diffs[0].line(), r#"$.email: "u3@x" → "new@x""#);
     let heads = seen.lock().unwrap();
     assert_eq!(heads.len(), 12);
-    assert!(heads.iter().all(|h| h.contains(&format!("Host: {host}\r\n"))), "{heads:?}");
+    assert!(
+        heads
+            .iter()
+            .all(|h| h.contains(&format!("Host: {host}\r\n"))),
+        "{heads:?}"
+    );
 }
 
 #[test]
@@ -122,10 +145,19 @@ fn open_loop_keeps_the_asked_rate() {
         let result = run(Arc::clone(&plan), &settings(addr, Rate::Factor(factor))).unwrap();
         let t = &result.tally;
         assert_eq!(t.all.total, 200);
-        let asked = t.intended.map(|(a, b)| crate::schedule::rate(200, a, b)).unwrap();
-        let achieved = t.sent.map(|(a, b)| crate::schedule::rate(200, a, b)).unwrap();
+        let asked = t
+            .intended
+            .map(|(a, b)| crate::schedule::rate(200, a, b))
+            .unwrap();
+        let achieved = t
+            .sent
+            .map(|(a, b)| crate::schedule::rate(200, a, b))
+            .unwrap();
         assert!((asked - 200.0 * factor).abs() < 1.0, "asked {asked}");
-        assert!((achieved / asked - 1.0).abs() < 0.05, "factor {factor}: asked {asked}, achieved {achieved}");
+        assert!(
+            (achieved / asked - 1.0).abs() < 0.05,
+            "factor {factor}: asked {asked}, achieved {achieved}"
+        );
     }
 }
 
@@ -163,7 +195,10 @@ fn late_and_broken_responses_are_errors() {
             thread::sleep(Duration::from_millis(400));
             (Vec::new(), true)
         }
-        "/u/2" => (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec(), true),
+        "/u/2" => (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec(),
+            true,
+        ),
         _ => (b"garbage\r\n\r\n".to_vec(), true),
     }));
     let plan = Arc::new(plan_with_host(&recs(3, 1), None, &[], None).unwrap());
@@ -174,7 +209,10 @@ fn late_and_broken_responses_are_errors() {
     assert_eq!(t.all.errors, 3);
     let messages: Vec<&str> = t.errors.values().map(|e| e.message.as_str()).collect();
     assert!(messages[0].contains("timed out"), "{messages:?}");
-    assert!(messages[1].contains("middle of the response"), "{messages:?}");
+    assert!(
+        messages[1].contains("middle of the response"),
+        "{messages:?}"
+    );
     assert!(messages[2].contains("malformed"), "{messages:?}");
     assert!(matches!(Outcome::Error(String::new()), Outcome::Error(_)));
 }

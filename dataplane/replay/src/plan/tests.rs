@@ -15,14 +15,21 @@ fn connections_offsets_and_pipelining() {
     ];
     let plan = plan_of(&recs, None, &[]).unwrap();
     assert_eq!(plan.requests.len(), 4);
-    let offsets: Vec<u64> = plan.requests.iter().map(|r| r.offset_ns / 1_000_000).collect();
+    let offsets: Vec<u64> = plan
+        .requests
+        .iter()
+        .map(|r| r.offset_ns / 1_000_000)
+        .collect();
     assert_eq!(offsets, [0, 1, 5, 20]);
     assert_eq!(plan.connections.len(), 2);
     assert_eq!(plan.connections[0].requests, [0, 1, 3]);
     assert_eq!(plan.connections[1].requests, [2]);
     let pipelined: Vec<bool> = plan.requests.iter().map(|r| r.pipelined).collect();
     assert_eq!(pipelined, [false, true, false, false]);
-    assert_eq!(plan.requests[0].bytes, b"GET /u/1 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n");
+    assert_eq!(
+        plan.requests[0].bytes,
+        b"GET /u/1 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n"
+    );
     assert!(plan.requests[2].bytes.ends_with(b"\r\n\r\nhi"));
     assert_eq!(plan.requests[2].recorded_ns, 5_000_000);
     let keys: Vec<&str> = plan.endpoints.iter().map(|e| e.key.as_str()).collect();
@@ -37,7 +44,14 @@ fn pairs_that_cannot_be_replayed_are_counted() {
     no_response.response = None;
     let mut cut = rec(1001, 0, GET2, &json_response("{}"), 3, 4);
     cut.flags = PairFlags::GAP | PairFlags::INCOMPLETE;
-    let short = rec(1002, 0, "POST /o HTTP/1.1\r\nContent-Length: 9\r\n\r\nab", &json_response("{}"), 5, 6);
+    let short = rec(
+        1002,
+        0,
+        "POST /o HTTP/1.1\r\nContent-Length: 9\r\n\r\nab",
+        &json_response("{}"),
+        5,
+        6,
+    );
     let good = rec(1003, 0, GET1, &json_response("{}"), 7, 8);
     let plan = plan_of(&[no_response, cut, short, good], None, &[]).unwrap();
     assert_eq!(plan.requests.len(), 1);
@@ -57,10 +71,17 @@ fn pairs_that_cannot_be_replayed_are_counted() {
 fn nothing_to_replay_says_why() {
     let e = plan_of(&[], None, &[]).unwrap_err().to_string();
     assert!(e.contains("snap: holds no HTTP/1 requests"), "{e}");
-    let e = plan_of(&[rec(1, 0, GET1, &json_response("{}"), 1, 2)], Some("method=PUT"), &[])
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("none of its 1 HTTP requests matches --filter"), "{e}");
+    let e = plan_of(
+        &[rec(1, 0, GET1, &json_response("{}"), 1, 2)],
+        Some("method=PUT"),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("none of its 1 HTTP requests matches --filter"),
+        "{e}"
+    );
     let mut only = rec(1, 0, GET1, "", 1, 2);
     only.response = None;
     let e = plan_of(&[only], None, &[]).unwrap_err().to_string();
@@ -71,9 +92,16 @@ fn nothing_to_replay_says_why() {
 fn several_servers_need_a_filter() {
     let mut other = rec(2, 0, GET2, &json_response("{}"), 3, 4);
     other.server = "10.0.0.3:8080";
-    let recs = [rec(1, 0, GET1, &json_response("{}"), 1, 2), rec(3, 0, GET1, &json_response("{}"), 5, 6), other];
+    let recs = [
+        rec(1, 0, GET1, &json_response("{}"), 1, 2),
+        rec(3, 0, GET1, &json_response("{}"), 5, 6),
+        other,
+    ];
     let e = plan_of(&recs, None, &[]).unwrap_err().to_string();
-    assert!(e.contains("requests to 2 servers (10.0.0.2:80 ×2, 10.0.0.3:8080 ×1)"), "{e}");
+    assert!(
+        e.contains("requests to 2 servers (10.0.0.2:80 ×2, 10.0.0.3:8080 ×1)"),
+        "{e}"
+    );
     assert!(e.contains("--filter 'dst=10.0.0.2:80'"), "{e}");
     let plan = plan_of(&recs, Some("port=8080"), &[]).unwrap();
     assert_eq!(plan.requests.len(), 1);
@@ -82,9 +110,30 @@ fn several_servers_need_a_filter() {
 #[test]
 fn noise_between_identical_requests_covers_the_endpoint() {
     let recs = [
-        rec(1, 0, GET1, &json_response(r#"{"id":1,"ts":"10:00:01"}"#), 1, 2),
-        rec(2, 0, GET1, &json_response(r#"{"id":1,"ts":"10:00:02"}"#), 3, 4),
-        rec(3, 0, GET2, &json_response(r#"{"id":2,"ts":"10:00:03"}"#), 5, 6),
+        rec(
+            1,
+            0,
+            GET1,
+            &json_response(r#"{"id":1,"ts":"10:00:01"}"#),
+            1,
+            2,
+        ),
+        rec(
+            2,
+            0,
+            GET1,
+            &json_response(r#"{"id":1,"ts":"10:00:02"}"#),
+            3,
+            4,
+        ),
+        rec(
+            3,
+            0,
+            GET2,
+            &json_response(r#"{"id":2,"ts":"10:00:03"}"#),
+            5,
+            6,
+        ),
         rec(4, 0, POST, &json_response(r#"{"ts":"x"}"#), 7, 8),
     ];
     let plan = plan_of(&recs, None, &["header:x-trace"]).unwrap();

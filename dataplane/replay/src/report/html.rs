@@ -30,24 +30,40 @@ pre{white-space:pre-wrap;word-break:break-all;margin:0}.pass{color:#1a7f37;font-
 details{margin:.4em 0;border:1px solid #d0d7de;border-radius:6px;padding:.3em .7em}summary{cursor:pointer}.muted{color:#57606a}";
 
 fn cell(out: &mut String, text: &str, numeric: bool) {
-    let _ = write!(out, "<td{}>{}</td>", if numeric { " class=n" } else { "" }, escape(text));
+    let _ = write!(
+        out,
+        "<td{}>{}</td>",
+        if numeric { " class=n" } else { "" },
+        escape(text)
+    );
 }
 
 fn header(out: &mut String, titles: &[&str], numeric_from: usize) {
     out.push_str("<tr>");
     for (i, t) in titles.iter().enumerate() {
-        let _ = write!(out, "<th{}>{}</th>", if i >= numeric_from { " class=n" } else { "" }, escape(t));
+        let _ = write!(
+            out,
+            "<th{}>{}</th>",
+            if i >= numeric_from { " class=n" } else { "" },
+            escape(t)
+        );
     }
     out.push_str("</tr>");
 }
 
 fn latency_table(out: &mut String, l: &Latency) {
     out.push_str("<table>");
-    header(out, &["", "p50", "p90", "p95", "p99", "p99.9", "max", "mean"], 1);
+    header(
+        out,
+        &["", "p50", "p90", "p95", "p99", "p99.9", "max", "mean"],
+        1,
+    );
     for (name, q) in [("replay", &l.replay), ("recorded", &l.recorded)] {
         out.push_str("<tr>");
         cell(out, name, false);
-        for v in [q.p50_ms, q.p90_ms, q.p95_ms, q.p99_ms, q.p999_ms, q.max_ms, q.mean_ms] {
+        for v in [
+            q.p50_ms, q.p90_ms, q.p95_ms, q.p99_ms, q.p999_ms, q.max_ms, q.mean_ms,
+        ] {
             cell(out, &format!("{v:.3} ms"), true);
         }
         out.push_str("</tr>");
@@ -58,7 +74,11 @@ fn latency_table(out: &mut String, l: &Latency) {
 /// The page.
 pub fn render(r: &Report) -> String {
     let mut out = String::with_capacity(16 * 1024);
-    let verdict = if r.passed { ("pass", "PASS") } else { ("fail", "FAIL") };
+    let verdict = if r.passed {
+        ("pass", "PASS")
+    } else {
+        ("fail", "FAIL")
+    };
     let _ = write!(
         out,
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>tapline replay: {}</title><style>{STYLE}</style></head><body>",
@@ -79,23 +99,47 @@ pub fn render(r: &Report) -> String {
         let _ = write!(out, "<p class=fail>{}</p>", escape(&why));
     }
     out.push_str("<h2>Summary</h2><table>");
-    header(&mut out, &["total", "matched", "mismatched", "errors", "5xx", "asked rate", "achieved rate"], 0);
+    header(
+        &mut out,
+        &[
+            "total",
+            "matched",
+            "mismatched",
+            "errors",
+            "5xx",
+            "asked rate",
+            "achieved rate",
+        ],
+        0,
+    );
     out.push_str("<tr>");
     for v in [r.total, r.matched, r.mismatched, r.errors, r.server_errors] {
         cell(&mut out, &v.to_string(), true);
     }
-    cell(&mut out, &format!("{} ({:.1} req/s)", r.rate.asked, r.rate.asked_rps), true);
+    cell(
+        &mut out,
+        &format!("{} ({:.1} req/s)", r.rate.asked, r.rate.asked_rps),
+        true,
+    );
     cell(&mut out, &format!("{:.1} req/s", r.rate.achieved_rps), true);
     out.push_str("</tr></table>");
     if !r.skipped.is_empty() {
         let list: Vec<String> = r.skipped.iter().map(|(k, n)| format!("{n} {k}")).collect();
-        let _ = write!(out, "<p class=muted>Not replayed: {}</p>", escape(&list.join(", ")));
+        let _ = write!(
+            out,
+            "<p class=muted>Not replayed: {}</p>",
+            escape(&list.join(", "))
+        );
     }
     out.push_str("<h2>Latency</h2>");
     latency_table(&mut out, &r.latency);
     if !r.assertions.is_empty() {
         out.push_str("<h2>Assertions</h2><table>");
-        header(&mut out, &["verdict", "assertion", "measured", "baseline", "threshold"], 2);
+        header(
+            &mut out,
+            &["verdict", "assertion", "measured", "baseline", "threshold"],
+            2,
+        );
         for v in &r.assertions {
             let _ = write!(
                 out,
@@ -114,7 +158,16 @@ pub fn render(r: &Report) -> String {
     out.push_str("<h2>Endpoints</h2><table>");
     header(
         &mut out,
-        &["endpoint", "total", "matched", "mismatched", "errors", "p50", "p99", "p99 recorded"],
+        &[
+            "endpoint",
+            "total",
+            "matched",
+            "mismatched",
+            "errors",
+            "p50",
+            "p99",
+            "p99 recorded",
+        ],
         1,
     );
     for e in &r.endpoints {
@@ -123,7 +176,11 @@ pub fn render(r: &Report) -> String {
         for v in [e.total, e.matched, e.mismatched, e.errors] {
             cell(&mut out, &v.to_string(), true);
         }
-        for v in [e.latency.replay.p50_ms, e.latency.replay.p99_ms, e.latency.recorded.p99_ms] {
+        for v in [
+            e.latency.replay.p50_ms,
+            e.latency.replay.p99_ms,
+            e.latency.recorded.p99_ms,
+        ] {
             cell(&mut out, &format!("{v:.3} ms"), true);
         }
         out.push_str("</tr>");
@@ -140,12 +197,18 @@ pub fn render(r: &Report) -> String {
                 m.expected_status,
                 m.actual_status,
                 m.differences_total,
-                if m.count > 1 { format!(", {} times", m.count) } else { String::new() },
+                if m.count > 1 {
+                    format!(", {} times", m.count)
+                } else {
+                    String::new()
+                },
                 escape(&m.id)
             );
             header(&mut out, &["where", "kind", "recorded", "now"], 9);
             for d in &m.diffs {
-                let side = |v: &Option<serde_json::Value>| v.as_ref().map_or_else(String::new, |v| v.to_string());
+                let side = |v: &Option<serde_json::Value>| {
+                    v.as_ref().map_or_else(String::new, |v| v.to_string())
+                };
                 let _ = write!(
                     out,
                     "<tr><td><code>{}</code></td><td>{}</td><td><pre>{}</pre></td><td><pre>{}</pre></td></tr>",
@@ -155,7 +218,11 @@ pub fn render(r: &Report) -> String {
                     escape(&side(&d.actual))
                 );
                 if let Some(detail) = &d.detail {
-                    let _ = write!(out, "<tr><td></td><td colspan=3 class=muted>{}</td></tr>", escape(detail));
+                    let _ = write!(
+                        out,
+                        "<tr><td></td><td colspan=3 class=muted>{}</td></tr>",
+                        escape(detail)
+                    );
                 }
             }
             out.push_str("</table></details>");
@@ -175,9 +242,17 @@ pub fn render(r: &Report) -> String {
         out.push_str("</table>");
     }
     out.push_str("<h2>Noise ignored</h2><ul>");
-    let _ = write!(out, "<li>headers never compared: <code>{}</code></li>", escape(&r.noise.default_headers.join(", ")));
+    let _ = write!(
+        out,
+        "<li>headers never compared: <code>{}</code></li>",
+        escape(&r.noise.default_headers.join(", "))
+    );
     if !r.noise.rules.is_empty() {
-        let _ = write!(out, "<li>rules given: <code>{}</code></li>", escape(&r.noise.rules.join(", ")));
+        let _ = write!(
+            out,
+            "<li>rules given: <code>{}</code></li>",
+            escape(&r.noise.rules.join(", "))
+        );
     }
     for (endpoint, rules) in &r.noise.detected {
         let _ = write!(

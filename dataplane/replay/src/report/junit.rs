@@ -65,7 +65,9 @@ pub fn render(r: &Report) -> String {
             let text: Vec<String> = r
                 .error_details
                 .iter()
-                .filter(|x| crate::endpoint::endpoint_key(&x.method, x.target.as_bytes()) == e.endpoint)
+                .filter(|x| {
+                    crate::endpoint::endpoint_key(&x.method, x.target.as_bytes()) == e.endpoint
+                })
                 .take(LISTED)
                 .map(|x| format!("{} {} (pair {}): {}", x.method, x.target, x.id, x.error))
                 .collect();
@@ -96,7 +98,11 @@ pub fn render(r: &Report) -> String {
             let _ = write!(cases, "<system-out>{}</system-out>", escape(&text));
         } else {
             failures += 1;
-            let _ = write!(cases, "\n      <failure type=\"assertion\" message=\"{}\"/>", escape(&text));
+            let _ = write!(
+                cases,
+                "\n      <failure type=\"assertion\" message=\"{}\"/>",
+                escape(&text)
+            );
         }
         cases.push_str("</testcase>\n");
     }

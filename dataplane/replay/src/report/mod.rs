@@ -47,12 +47,24 @@ impl Quantiles {
             p99_ms: q(0.99),
             p999_ms: q(0.999),
             max_ms: ms(max_ns),
-            mean_ms: if h.is_empty() { 0.0 } else { (h.mean() * 1e3).round() / 1e6 },
+            mean_ms: if h.is_empty() {
+                0.0
+            } else {
+                (h.mean() * 1e3).round() / 1e6
+            },
         }
     }
 
     fn array(&self) -> [f64; 7] {
-        [self.p50_ms, self.p90_ms, self.p95_ms, self.p99_ms, self.p999_ms, self.max_ms, self.mean_ms]
+        [
+            self.p50_ms,
+            self.p90_ms,
+            self.p95_ms,
+            self.p99_ms,
+            self.p999_ms,
+            self.max_ms,
+            self.mean_ms,
+        ]
     }
 }
 
@@ -240,19 +252,30 @@ impl Report {
             replay_ms: latency.replay.array(),
             recorded_ms: latency.recorded.array(),
             recorded_server_errors_pct: pct(
-                plan.requests.iter().filter(|r| r.expected.status >= 500).count() as u64,
+                plan.requests
+                    .iter()
+                    .filter(|r| r.expected.status >= 500)
+                    .count() as u64,
                 plan.requests.len() as u64,
             ),
             recorded_errors_pct: pct(plan.recorded_without_response, plan.chosen),
             achieved_rps: achieved,
             asked_rps,
         };
-        let verdicts: Vec<Verdict> = facts.assertions.iter().map(|a| assertion::evaluate(a, &figures)).collect();
+        let verdicts: Vec<Verdict> = facts
+            .assertions
+            .iter()
+            .map(|a| assertion::evaluate(a, &figures))
+            .collect();
         let judged = |m: &[Metric]| facts.assertions.iter().any(|a| m.contains(&a.metric));
         let matching_ok = judged(&[Metric::Match, Metric::Mismatch]) || all.mismatched == 0;
         let errors_ok = judged(&[Metric::Errors, Metric::Match]) || all.errors == 0;
         let passed = matching_ok && errors_ok && verdicts.iter().all(|v| v.pass);
-        let name = |i: u32| plan.endpoints.get(i as usize).map_or_else(String::new, |e| e.key.clone());
+        let name = |i: u32| {
+            plan.endpoints
+                .get(i as usize)
+                .map_or_else(String::new, |e| e.key.clone())
+        };
         Report {
             passed,
             tapline_version: env!("CARGO_PKG_VERSION"),
@@ -265,7 +288,11 @@ impl Report {
             mismatched: all.mismatched,
             errors: all.errors,
             server_errors: all.server_errors,
-            skipped: plan.skipped.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect(),
+            skipped: plan
+                .skipped
+                .iter()
+                .map(|(r, n)| ((*r).to_owned(), *n))
+                .collect(),
             rate: RateReport {
                 asked: facts.rate.label(),
                 asked_rps: round2(asked_rps),
@@ -274,7 +301,11 @@ impl Report {
                 send_lag_p99_ms: ms(quantile_ns(&tally.send_lag, 0.99)),
             },
             latency,
-            statuses: tally.statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+            statuses: tally
+                .statuses
+                .iter()
+                .map(|(s, n)| (s.to_string(), *n))
+                .collect(),
             endpoints: tally
                 .endpoints
                 .iter()
@@ -300,7 +331,12 @@ impl Report {
                     .endpoints
                     .iter()
                     .filter(|e| !e.noise.is_empty())
-                    .map(|e| (e.key.clone(), e.noise.iter().map(ToString::to_string).collect()))
+                    .map(|e| {
+                        (
+                            e.key.clone(),
+                            e.noise.iter().map(ToString::to_string).collect(),
+                        )
+                    })
                     .collect(),
             },
             assertions: verdicts,
@@ -356,7 +392,12 @@ impl Report {
         if self.errors > 0 {
             why.push(format!("{} errors", self.errors));
         }
-        let failed: Vec<&str> = self.assertions.iter().filter(|v| !v.pass).map(|v| v.assertion.as_str()).collect();
+        let failed: Vec<&str> = self
+            .assertions
+            .iter()
+            .filter(|v| !v.pass)
+            .map(|v| v.assertion.as_str())
+            .collect();
         if !failed.is_empty() {
             why.push(format!("assertion failed: {}", failed.join(", ")));
         }
@@ -376,7 +417,11 @@ fn latency_of(f: &Figures) -> Latency {
 }
 
 fn pct(part: u64, whole: u64) -> f64 {
-    if whole == 0 { 0.0 } else { part as f64 * 100.0 / whole as f64 }
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
 }
 
 fn round2(v: f64) -> f64 {

@@ -39,7 +39,11 @@ fn table(rows: &[Vec<String>], right: &[usize], indent: &str) -> String {
     for row in rows {
         let mut line = String::from(indent);
         for (i, cell) in row.iter().enumerate() {
-            let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(cell.chars().count());
+            let pad = widths
+                .get(i)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(cell.chars().count());
             if right.contains(&i) {
                 line.push_str(&" ".repeat(pad));
                 line.push_str(cell);
@@ -56,7 +60,13 @@ fn table(rows: &[Vec<String>], right: &[usize], indent: &str) -> String {
 }
 
 fn latency_row(name: &str, q: &Quantiles) -> Vec<String> {
-    vec![name.into(), ms(q.p50_ms), ms(q.p90_ms), ms(q.p99_ms), ms(q.max_ms)]
+    vec![
+        name.into(),
+        ms(q.p50_ms),
+        ms(q.p90_ms),
+        ms(q.p99_ms),
+        ms(q.max_ms),
+    ]
 }
 
 /// The summary as text.
@@ -100,7 +110,13 @@ pub fn render(r: &Report) -> String {
     out.push_str("\n\n");
     out.push_str(&table(
         &[
-            vec!["latency".into(), "p50".into(), "p90".into(), "p99".into(), "max".into()],
+            vec![
+                "latency".into(),
+                "p50".into(),
+                "p90".into(),
+                "p99".into(),
+                "max".into(),
+            ],
             latency_row("replay", &r.latency.replay),
             latency_row("recorded", &r.latency.recorded),
         ],
@@ -108,9 +124,20 @@ pub fn render(r: &Report) -> String {
         "  ",
     ));
     out.push('\n');
-    let mut rows = vec![["ENDPOINT", "TOTAL", "MATCHED", "MISMATCHED", "ERRORS", "P50", "P99", "P99 RECORDED"]
+    let mut rows = vec![
+        [
+            "ENDPOINT",
+            "TOTAL",
+            "MATCHED",
+            "MISMATCHED",
+            "ERRORS",
+            "P50",
+            "P99",
+            "P99 RECORDED",
+        ]
         .map(String::from)
-        .to_vec()];
+        .to_vec(),
+    ];
     for e in r.endpoints.iter().take(SHOWN_ENDPOINTS) {
         rows.push(vec![
             e.endpoint.clone(),
@@ -125,7 +152,11 @@ pub fn render(r: &Report) -> String {
     }
     out.push_str(&table(&rows, &[1, 2, 3, 4, 5, 6, 7], "  "));
     if r.endpoints.len() > SHOWN_ENDPOINTS {
-        let _ = writeln!(out, "  … and {} more endpoints (see report.json)", r.endpoints.len() - SHOWN_ENDPOINTS);
+        let _ = writeln!(
+            out,
+            "  … and {} more endpoints (see report.json)",
+            r.endpoints.len() - SHOWN_ENDPOINTS
+        );
     }
     if !r.noise.detected.is_empty() || !r.noise.rules.is_empty() {
         out.push('\n');
@@ -133,11 +164,19 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(out, "  ignored by rule: {}", r.noise.rules.join(", "));
         }
         for (endpoint, rules) in &r.noise.detected {
-            let _ = writeln!(out, "  noise in the recording, ignored: {endpoint}: {}", rules.join(", "));
+            let _ = writeln!(
+                out,
+                "  noise in the recording, ignored: {endpoint}: {}",
+                rules.join(", ")
+            );
         }
     }
     if !r.mismatches.is_empty() {
-        let _ = writeln!(out, "\n  first differences ({} requests differ):", r.mismatches.len());
+        let _ = writeln!(
+            out,
+            "\n  first differences ({} requests differ):",
+            r.mismatches.len()
+        );
         for m in r.mismatches.iter().take(SHOWN_MISMATCHES) {
             let _ = writeln!(out, "    {} {} (pair {}):", m.method, m.target, m.id);
             for d in m.diffs.iter().take(SHOWN_DIFFS) {
@@ -148,13 +187,21 @@ pub fn render(r: &Report) -> String {
             }
         }
         if r.mismatches.len() > SHOWN_MISMATCHES {
-            let _ = writeln!(out, "    … and {} more", r.mismatches.len() - SHOWN_MISMATCHES);
+            let _ = writeln!(
+                out,
+                "    … and {} more",
+                r.mismatches.len() - SHOWN_MISMATCHES
+            );
         }
     }
     if !r.error_details.is_empty() {
         let _ = writeln!(out, "\n  errors ({} requests):", r.error_details.len());
         for e in r.error_details.iter().take(SHOWN_MISMATCHES) {
-            let _ = writeln!(out, "    {} {} (pair {}): {}", e.method, e.target, e.id, e.error);
+            let _ = writeln!(
+                out,
+                "    {} {} (pair {}): {}",
+                e.method, e.target, e.id, e.error
+            );
         }
     }
     if !r.assertions.is_empty() {

@@ -2,7 +2,12 @@ use super::*;
 
 /// Feeds `bytes` in pieces of `step` bytes, as a connection would; returns the responses
 /// completed and the bytes left over.
-fn feed(bytes: &[u8], step: usize, head_request: bool, eof: bool) -> Result<(Vec<Response>, usize), WireError> {
+fn feed(
+    bytes: &[u8],
+    step: usize,
+    head_request: bool,
+    eof: bool,
+) -> Result<(Vec<Response>, usize), WireError> {
     let mut out = Vec::new();
     let mut parser = ResponseParser::new(head_request);
     let mut buf = Vec::new();
@@ -41,7 +46,10 @@ fn content_length_and_keep_alive() {
     let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
     let r = every_step(wire, false, false);
     assert_eq!(r.len(), 2);
-    assert_eq!((r[0].status, r[0].body.as_slice(), r[0].close), (200, &b"hello"[..], false));
+    assert_eq!(
+        (r[0].status, r[0].body.as_slice(), r[0].close),
+        (200, &b"hello"[..], false)
+    );
     assert_eq!(r[0].head, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
     assert_eq!((r[1].status, r[1].body.len()), (404, 0));
 }
@@ -60,7 +68,8 @@ fn chunked_with_extensions_and_trailers() {
 fn bodiless_responses() {
     let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n";
     assert_eq!(every_step(wire, true, false)[0].body, b"");
-    let wire = b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 4\r\n\r\n";
+    let wire =
+        b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 4\r\n\r\n";
     let r = every_step(wire, false, false);
     assert_eq!((r[0].status, r[1].status, r[1].body.len()), (204, 304, 0));
 }
@@ -78,7 +87,10 @@ fn interim_responses_are_skipped() {
 fn close_delimited_and_connection_close() {
     let wire = b"HTTP/1.1 200 OK\r\n\r\nuntil the end";
     let r = every_step(wire, false, true);
-    assert_eq!((r[0].body.as_slice(), r[0].close), (&b"until the end"[..], true));
+    assert_eq!(
+        (r[0].body.as_slice(), r[0].close),
+        (&b"until the end"[..], true)
+    );
     let wire = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx";
     assert!(every_step(wire, false, false)[0].close);
     let wire = b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx";
@@ -93,21 +105,36 @@ fn errors() {
     assert_eq!(feed(cut, 4, false, true).unwrap_err(), WireError::Truncated);
     let mut parser = ResponseParser::new(false);
     assert_eq!(parser.eof(), Err(WireError::Closed));
-    assert!(matches!(feed(b"SMTP ready\r\n\r\n", 100, false, false), Err(WireError::Head(_))));
+    assert!(matches!(
+        feed(b"SMTP ready\r\n\r\n", 100, false, false),
+        Err(WireError::Head(_))
+    ));
     assert_eq!(
         feed(b"HTTP/1.1 101 Switching\r\n\r\n", 100, false, false).unwrap_err(),
         WireError::Upgrade
     );
     let bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
-    assert!(matches!(feed(bad, 100, false, false), Err(WireError::Chunked(_))));
+    assert!(matches!(
+        feed(bad, 100, false, false),
+        Err(WireError::Chunked(_))
+    ));
     let bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\naXX";
-    assert!(matches!(feed(bad, 100, false, false), Err(WireError::Chunked(_))));
+    assert!(matches!(
+        feed(bad, 100, false, false),
+        Err(WireError::Chunked(_))
+    ));
     let bad = b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n";
-    assert!(matches!(feed(bad, 100, false, false), Err(WireError::Head(_))));
+    assert!(matches!(
+        feed(bad, 100, false, false),
+        Err(WireError::Head(_))
+    ));
     let huge = vec![b'a'; MAX_HEAD + 10];
     let mut long = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
     long.extend_from_slice(&huge);
-    assert_eq!(feed(&long, 100_000, false, false).unwrap_err(), WireError::HeadTooLarge);
+    assert_eq!(
+        feed(&long, 100_000, false, false).unwrap_err(),
+        WireError::HeadTooLarge
+    );
 }
 
 #[test]
