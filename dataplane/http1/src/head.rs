@@ -33,39 +33,54 @@ pub enum HeadError {
     },
 }
 
-/// A parsed view over a stored request head.
+/// A parsed view over a stored request head, or over as much of one as was captured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead<'a> {
     /// The method, such as `GET`.
     pub method: &'a str,
     /// The request target exactly as on the wire.
     pub target: &'a [u8],
-    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1; 1 when the head was cut before its
+    /// version (`complete` is false then).
     pub version: u8,
-    /// Header names and values, in order.
+    /// Header names and values, in order; of a cut head, the header lines complete before the
+    /// cut.
     pub headers: Vec<(&'a str, &'a [u8])>,
+    /// Whether the whole head, blank line included, is there; false for a head cut short (a
+    /// capture gap or a small snap length), of which only the fields above were seen.
+    pub complete: bool,
 }
 
-/// A parsed view over a stored response head.
+/// A parsed view over a stored response head, or over as much of one as was captured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead<'a> {
     /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version: u8,
     /// The status code.
     pub status: u16,
-    /// The reason phrase exactly as on the wire (may be empty).
+    /// The reason phrase exactly as on the wire (may be empty); of a head cut inside its status
+    /// line, the part captured.
     pub reason: &'a [u8],
-    /// Header names and values, in order.
+    /// Header names and values, in order; of a cut head, the header lines complete before the
+    /// cut.
     pub headers: Vec<(&'a str, &'a [u8])>,
+    /// Whether the whole head, blank line included, is there; false for a head cut short (a
+    /// capture gap or a small snap length), of which only the fields above were seen.
+    pub complete: bool,
 }
 
 /// Parses a stored request head (start line, header lines, blank line).
 ///
+/// A head cut short (captured only in part) still parses once its method and target are
+/// there: the view then has `complete` false and only the header lines complete before the
+/// cut.
+///
 /// # Errors
-/// [`HeadError::Incomplete`] when the blank line is missing, [`HeadError::Invalid`] when the
-/// request line or a header is malformed.
+/// [`HeadError::Incomplete`] when the bytes end before the target does, [`HeadError::Invalid`]
+/// when the request line or a header is malformed.
 pub fn parse_request_head(head: &[u8]) -> Result<RequestHead<'_>, HeadError> {
-    let parsed = parse_request(head, |req| {
+    let mut start = None;
+    let parsed = parse_request_or_start(head, &mut start, |req| {
         let headers = req.headers.iter().map(|h| (h.name, h.value)).collect();
         (
             req.method.unwrap_or(""),
@@ -80,8 +95,22 @@ pub fn parse_request_head(head: &[u8]) -> Result<RequestHead<'_>, HeadError> {
             target: target.as_bytes(),
             version,
             headers,
+            complete: true,
         }),
-        Ok(Status::Partial) => Err(HeadError::Incomplete { len: head.len() }),
+        Ok(Status::Partial) => match start {
+            Some(RequestStart {
+                method: Some(method),
+                target: Some(target),
+                version,
+            }) => Ok(RequestHead {
+                method,
+                target: target.as_bytes(),
+                version: version.unwrap_or(1),
+                headers: partial_headers(head, true)?,
+                complete: false,
+            }),
+            _ => Err(HeadError::Incomplete { len: head.len() }),
+        },
         Err(source) => Err(HeadError::Invalid {
             len: head.len(),
             source,
@@ -91,11 +120,16 @@ pub fn parse_request_head(head: &[u8]) -> Result<RequestHead<'_>, HeadError> {
 
 /// Parses a stored response head (status line, header lines, blank line).
 ///
+/// A head cut short (captured only in part) still parses once its version and status code
+/// are there: the view then has `complete` false and only the header lines complete before
+/// the cut.
+///
 /// # Errors
-/// [`HeadError::Incomplete`] when the blank line is missing, [`HeadError::Invalid`] when the
-/// status line or a header is malformed.
+/// [`HeadError::Incomplete`] when the bytes end before the status code does,
+/// [`HeadError::Invalid`] when the status line or a header is malformed.
 pub fn parse_response_head(head: &[u8]) -> Result<ResponseHead<'_>, HeadError> {
-    let parsed = parse_response(head, |resp| {
+    let mut start = None;
+    let parsed = parse_response_or_start(head, &mut start, |resp| {
         let headers = resp.headers.iter().map(|h| (h.name, h.value)).collect();
         (resp.version.unwrap_or(1), resp.code.unwrap_or(0), headers)
     });
@@ -105,13 +139,142 @@ pub fn parse_response_head(head: &[u8]) -> Result<ResponseHead<'_>, HeadError> {
             status,
             reason: reason_phrase(head),
             headers,
+            complete: true,
         }),
-        Ok(Status::Partial) => Err(HeadError::Incomplete { len: head.len() }),
+        Ok(Status::Partial) => match start {
+            Some((Some(version), Some(status))) => Ok(ResponseHead {
+                version,
+                status,
+                reason: reason_phrase(head),
+                headers: partial_headers(head, false)?,
+                complete: false,
+            }),
+            _ => Err(HeadError::Incomplete { len: head.len() }),
+        },
         Err(source) => Err(HeadError::Invalid {
             len: head.len(),
             source,
         }),
     }
+}
+
+/// What `httparse` had parsed of a request line when the bytes ran out.
+#[derive(Debug, Clone, Copy)]
+struct RequestStart<'b> {
+    method: Option<&'b str>,
+    target: Option<&'b str>,
+    version: Option<u8>,
+}
+
+impl<'b> RequestStart<'b> {
+    fn of(req: &httparse::Request<'_, 'b>) -> Self {
+        Self {
+            method: req.method,
+            target: req.path,
+            version: req.version,
+        }
+    }
+}
+
+/// [`parse_request`], also keeping in `start` what was parsed of the request line when the
+/// result is [`Status::Partial`].
+fn parse_request_or_start<'b, R>(
+    buf: &'b [u8],
+    start: &mut Option<RequestStart<'b>>,
+    f: impl FnOnce(&httparse::Request<'_, 'b>) -> R,
+) -> httparse::Result<(usize, R)> {
+    let cfg = config();
+    let mut headers = [const { MaybeUninit::<Header<'b>>::uninit() }; STACK_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match cfg.parse_request_with_uninit_headers(&mut req, buf, &mut headers) {
+        Ok(Status::Complete(n)) => Ok(Status::Complete((n, f(&req)))),
+        Ok(Status::Partial) => {
+            *start = Some(RequestStart::of(&req));
+            Ok(Status::Partial)
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            // The request line was parsed before the header slots ran out.
+            *start = Some(RequestStart::of(&req));
+            parse_request(buf, f)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// [`parse_response`], also keeping in `start` the version and status code parsed when the
+/// result is [`Status::Partial`].
+fn parse_response_or_start<'b, R>(
+    buf: &'b [u8],
+    start: &mut Option<(Option<u8>, Option<u16>)>,
+    f: impl FnOnce(&httparse::Response<'_, 'b>) -> R,
+) -> httparse::Result<(usize, R)> {
+    let cfg = config();
+    let mut headers = [const { MaybeUninit::<Header<'b>>::uninit() }; STACK_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    match cfg.parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
+        Ok(Status::Complete(n)) => Ok(Status::Complete((n, f(&resp)))),
+        Ok(Status::Partial) => {
+            *start = Some((resp.version, resp.code));
+            Ok(Status::Partial)
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            // The status line was parsed before the header slots ran out.
+            *start = Some((resp.version, resp.code));
+            parse_response(buf, f)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The header lines of a head cut short (`head` has no blank line) that were complete before
+/// the cut, as slices of `head`.
+///
+/// `httparse` hands out headers only for a complete head, so the complete lines are parsed
+/// again, closed by a blank line, from a copy; the fields found are then taken from `head`
+/// at the same offsets.
+fn partial_headers(head: &[u8], request: bool) -> Result<Vec<(&str, &[u8])>, HeadError> {
+    let Some(last_lf) = head.iter().rposition(|&b| b == b'\n') else {
+        return Ok(Vec::new());
+    };
+    let lines = head.get(..=last_lf).unwrap_or(head);
+    let mut closed = Vec::with_capacity(lines.len() + 2);
+    closed.extend_from_slice(lines);
+    closed.extend_from_slice(b"\r\n");
+    let base = closed.as_ptr() as usize;
+    let span = |s: &[u8]| {
+        let off = (s.as_ptr() as usize).wrapping_sub(base);
+        (off, s.len())
+    };
+    let collect = |headers: &[Header<'_>]| -> Vec<((usize, usize), (usize, usize))> {
+        headers
+            .iter()
+            .map(|h| (span(h.name.as_bytes()), span(h.value)))
+            .collect()
+    };
+    let parsed = if request {
+        parse_request(&closed, |req| collect(req.headers))
+    } else {
+        parse_response(&closed, |resp| collect(resp.headers))
+    };
+    let spans = match parsed {
+        Ok(Status::Complete((_, spans))) => spans,
+        // The start line itself was not complete: no header line is.
+        Ok(Status::Partial) => Vec::new(),
+        Err(source) => {
+            return Err(HeadError::Invalid {
+                len: head.len(),
+                source,
+            });
+        }
+    };
+    let at = |(off, len): (usize, usize)| lines.get(off..off.checked_add(len)?);
+    Ok(spans
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let name = std::str::from_utf8(at(name)?).ok()?;
+            Some((name, at(value)?))
+        })
+        .collect())
 }
 
 /// The reason phrase of the status line of `head`, as raw bytes.
@@ -225,6 +388,25 @@ impl Method {
         match method {
             "HEAD" => Method::Head,
             "CONNECT" => Method::Connect,
+            _ => Method::Other,
+        }
+    }
+
+    /// The method class of a request head that may be cut short or broken: its first token,
+    /// when a space ends it.
+    pub(crate) fn of_head(head: &[u8]) -> Self {
+        let lead = head
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        let line = head.get(lead..).unwrap_or(&[]);
+        let token = line
+            .iter()
+            .position(|&b| b == b' ')
+            .and_then(|sp| line.get(..sp));
+        match token {
+            Some(b"HEAD") => Method::Head,
+            Some(b"CONNECT") => Method::Connect,
             _ => Method::Other,
         }
     }

@@ -1,7 +1,10 @@
 //! Append throughput: 200-byte frames (the import path's packets and small records) and 64 KiB
-//! frames, into one fresh segment (`SegmentWriter`, page faults of the new file included), into a
-//! prefaulted one (the copy and checksum alone) and through a rolling directory
-//! (`SegmentDirWriter`, roll-over, background preparation and sealing included).
+//! frames, into one fresh segment (`SegmentWriter`: the copy into the staging buffer, the
+//! checksum, and the `pwrite`s of full buffers into the page cache), the same with a `publish`
+//! every 512 frames (as the import dispatcher does before handing a batch to a worker), and
+//! through a rolling directory (`SegmentDirWriter`, roll-over and sealing included).
+//!
+//! Wall-clock times; on a shared machine, `examples/append_cpu.rs` measures CPU time instead.
 //!
 //! Run: `cargo bench -p tapline-segment --bench append`.
 
@@ -24,52 +27,38 @@ fn bench_append(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(size as u64 * frames));
 
         let mut n = 0u64;
-        let mut last: Option<PathBuf> = None;
-        group.bench_function(format!("segment_writer/{size}B"), |b| {
-            b.iter_batched_ref(
-                || {
-                    if let Some(p) = last.take() {
-                        let _ = std::fs::remove_file(p);
-                    }
-                    n += 1;
-                    let p = dir.path().join(format!("w-{size}-{n}.seg"));
-                    last = Some(p.clone());
-                    SegmentWriter::create(&p, SegmentKind::Packets, n, capacity).expect("create")
-                },
-                |w| {
-                    for _ in 0..frames {
-                        black_box(w.append(black_box(&payload)).expect("append"));
-                    }
-                },
-                BatchSize::PerIteration,
-            );
-        });
-
-        // The hot path alone: a segment whose pages are already faulted in, as the directory
-        // writer's background preparation leaves them.
-        let mut last: Option<PathBuf> = None;
-        group.bench_function(format!("segment_writer_prefaulted/{size}B"), |b| {
-            b.iter_batched_ref(
-                || {
-                    if let Some(p) = last.take() {
-                        let _ = std::fs::remove_file(p);
-                    }
-                    n += 1;
-                    let p = dir.path().join(format!("w-{size}-{n}.seg"));
-                    last = Some(p.clone());
-                    let mut w = SegmentWriter::create(&p, SegmentKind::Packets, n, capacity)
-                        .expect("create");
-                    w.prefault().expect("prefault");
-                    w
-                },
-                |w| {
-                    for _ in 0..frames {
-                        black_box(w.append(black_box(&payload)).expect("append"));
-                    }
-                },
-                BatchSize::PerIteration,
-            );
-        });
+        for publish_every in [0u64, 512] {
+            let name = if publish_every == 0 {
+                format!("segment_writer/{size}B")
+            } else {
+                format!("segment_writer_publish_{publish_every}/{size}B")
+            };
+            let mut last: Option<PathBuf> = None;
+            group.bench_function(name, |b| {
+                b.iter_batched_ref(
+                    || {
+                        if let Some(p) = last.take() {
+                            let _ = std::fs::remove_file(p);
+                        }
+                        n += 1;
+                        let p = dir.path().join(format!("w-{size}-{n}.seg"));
+                        last = Some(p.clone());
+                        SegmentWriter::create(&p, SegmentKind::Packets, n, capacity)
+                            .expect("create")
+                    },
+                    |w| {
+                        for i in 1..=frames {
+                            black_box(w.append(black_box(&payload)).expect("append"));
+                            if publish_every != 0 && i % publish_every == 0 {
+                                w.publish().expect("publish");
+                            }
+                        }
+                        w.publish().expect("publish");
+                    },
+                    BatchSize::PerIteration,
+                );
+            });
+        }
 
         let ring_dir = dir.path().join(format!("ring-{size}"));
         let retention = Retention {

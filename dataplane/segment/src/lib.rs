@@ -5,12 +5,17 @@
 //! directory of numbered segments forms a ring: the oldest unpinned segment is recycled at the
 //! retention limit.
 //!
-//! - [`SegmentWriter`] appends to one segment (a memcpy plus a crc32c per frame, no allocation,
-//!   no system call); [`SharedSegment`] lets other threads read what it has appended.
+//! - [`SegmentWriter`] appends to one segment: a memcpy into a staging buffer plus a crc32c per
+//!   frame, no allocation; the buffer reaches the file with one `pwrite` when it fills or at
+//!   [`publish`](SegmentWriter::publish). [`SharedSegment`] lets other threads read what has
+//!   been published, zero-copy from a read-only shared mapping of the file.
 //! - [`Segment`] maps a file read-only and iterates its [`Frames`], checking each.
 //! - [`recover()`] truncates a torn tail after a crash.
 //! - [`SegmentDirWriter`] writes `{kind}-{sequence:06}.seg` files in sequence, rolling over and
-//!   applying [`Retention`].
+//!   applying [`Retention`]; [`Durability`] says whether sealing a segment also syncs it.
+//!
+//! Writing with `pwrite` rather than through a writable mapping is what keeps the kernel from
+//! zero-filling each new page before the frames overwrite it (see `writer.rs`).
 //!
 //! # Format, version 1
 //!
@@ -26,7 +31,7 @@
 //! | 12 | 4 | header length, `64` |
 //! | 16 | 8 | sequence number |
 //! | 24 | 8 | created, nanoseconds since the Unix epoch |
-//! | 32 | 8 | capacity (bytes the writer allocated; a multiple of 16, at least 96) |
+//! | 32 | 8 | capacity (the most bytes the file holds; a multiple of 16, at least 96) |
 //! | 40 | 20 | reserved, zero |
 //! | 60 | 4 | crc32c of bytes 0..60 |
 //!
@@ -34,8 +39,9 @@
 //! `len u32 | crc32c u32 | 8 reserved zero bytes`, then `len` payload bytes, then zero padding to
 //! the next multiple of 16. The crc covers the payload. Since the mapping is page-aligned, every
 //! payload starts at a 16-byte-aligned address. `len = 0` (a zero frame header) marks the end:
-//! the rest of a fixed-capacity file is zeros. A sealed file is truncated just after its last
-//! frame, so the end of the file also ends the frames.
+//! the rest of a file allocated to its capacity up front is zeros. This crate's writer grows the
+//! file as it writes, so its files (sealed or not) end just after their last frame, and the end
+//! of the file also ends the frames.
 //!
 //! A reader checks every frame (length within the file, reserved bytes and padding zero, crc) and
 //! stops at the first that fails, reporting its offset; it never returns damaged bytes as data.

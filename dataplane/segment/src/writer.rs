@@ -56,6 +56,11 @@ pub enum Durability {
 }
 
 /// State shared by a writer and its readers.
+///
+/// Aligned to a cache line so that the `Arc`'s reference counts, which the writer's thread bumps
+/// for every [`FrameRef`](crate::FrameRef) it hands out, do not share a line with the fields
+/// readers on other threads load for every payload.
+#[repr(align(64))]
 struct Inner {
     /// Read-only, shared, `capacity` bytes; backed by the file only below `committed`.
     map: MmapRaw,

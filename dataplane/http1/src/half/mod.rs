@@ -115,6 +115,10 @@ pub(crate) struct Half {
     buf: Vec<u8>,
     /// Resync: the first byte of `buf` (or the next byte, if empty) begins a line.
     line_start: bool,
+    /// Resync: the first byte of `buf` (or the next byte, if empty) is the first after a gap,
+    /// so a message may begin there (in a capture with a small snap length, each packet's
+    /// captured bytes follow a gap and most messages begin a packet).
+    after_gap: bool,
     /// Resync: anchors before this position of `buf` were examined.
     scan_pos: usize,
     /// Resync: where each call's bytes begin in `buf`, with their capture time.
@@ -152,6 +156,7 @@ impl Half {
             body: Body::Close,
             buf: Vec::new(),
             line_start: true,
+            after_gap: false,
             scan_pos: 0,
             carry_ts: Vec::new(),
             detecting: true,
@@ -250,6 +255,7 @@ impl Half {
     fn lose_sync(&mut self, line_start: bool) {
         self.state = State::Resync;
         self.line_start = line_start;
+        self.after_gap = false;
         self.scan_pos = 0;
         self.carry_ts.clear();
         self.buf.clear();
@@ -376,7 +382,9 @@ impl Half {
             .extend_from_slice(head.get(..self.max_head).unwrap_or(head));
         self.flags |= Flags::PARSE_ERROR | Flags::INCOMPLETE;
         if self.role == Role::Request {
-            sink.request_head(Method::Other, self.msg.start_ns, false);
+            // The method still frames the response (HEAD has no body, CONNECT may tunnel).
+            let method = Method::of_head(&self.msg.head);
+            sink.request_head(method, self.msg.start_ns, false);
         }
         self.pause_after = false;
         self.complete(sink, RespKind::Final);

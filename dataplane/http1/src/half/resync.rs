@@ -2,8 +2,8 @@
 //! parse error or a mid-stream pickup, with a bounded window of recent bytes kept so that a
 //! request line split across calls is still found.
 
-use super::{Half, State, Step, Stop};
-use crate::detect::{LineKind, Scan, scan_start};
+use super::{Half, Role, State, Step, Stop};
+use crate::detect::{LineKind, Scan, looks_like_request, looks_like_response, scan_start};
 
 /// Most capture times remembered for the scan window; older ones are merged.
 const MAX_CARRY_TIMES: usize = 64;
@@ -15,7 +15,7 @@ impl Half {
     }
 
     /// Capture time of the byte at `pos` of the scan window.
-    fn carry_time(&self, pos: usize) -> u64 {
+    pub(super) fn carry_time(&self, pos: usize) -> u64 {
         self.carry_ts
             .iter()
             .rev()
@@ -88,6 +88,7 @@ impl Half {
         }
         let drop = self.buf.len() - window;
         self.line_start = self.buf.get(drop - 1) == Some(&b'\n');
+        self.after_gap = false;
         self.buf.drain(..drop);
         let first = self.carry_time(drop);
         self.carry_ts.retain(|(off, _)| *off > drop);
@@ -112,6 +113,40 @@ impl Half {
             Step::Go(consumed)
         } else {
             Step::Stop(consumed, Stop::WrongRole)
+        }
+    }
+
+    /// Where a start line of this half's role begins in the scan window, when the window ends
+    /// inside it: a message cut short by what comes next (a gap or the end).
+    ///
+    /// A request line is recognised only where a message may begin (a line start, or the
+    /// first byte after a gap) and with a known method, as far as it goes; a status line
+    /// anywhere, once its status code is there.
+    pub(super) fn cut_start(&self) -> Option<usize> {
+        let after_lf = self
+            .buf
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map(|i| i + 1);
+        let line_from = match after_lf {
+            Some(i) => i,
+            None if self.line_start || self.after_gap => 0,
+            None if self.role == Role::Response => 0,
+            None => return None,
+        };
+        let last = self.buf.get(line_from..)?;
+        // A line ending may be cut between its CR and its LF.
+        let last = last.strip_suffix(b"\r").unwrap_or(last);
+        match self.role {
+            Role::Request => looks_like_request(last).then_some(line_from),
+            Role::Response => {
+                let anchors = last.windows(7).enumerate();
+                let at = anchors
+                    .filter(|(_, w)| *w == b"HTTP/1.")
+                    .map(|(i, _)| i)
+                    .find(|&i| last.get(i..).is_some_and(looks_like_response))?;
+                Some(line_from + at)
+            }
         }
     }
 }
