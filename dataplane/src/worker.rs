@@ -6,7 +6,9 @@
 
 use std::net::SocketAddr;
 
-use crossbeam_channel::{Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rkyv::util::AlignedVec;
 use rustc_hash::FxHashMap;
 use tapline_http1::{Exchange, Http1Config, Http1Conn};
@@ -22,7 +24,9 @@ use crate::record::{ArchivedPacket, Flow, Message, PairFlags, Protocol, RRPair};
 const EXPIRE_EVERY_NS: u64 = 1_000_000_000;
 /// Serialized pairs a worker collects before handing them to the writer.
 const OUTPUT_BATCH: usize = 256;
-/// Or this many bytes of them, whichever comes first.
+/// Longest a finished pair waits in a worker before it goes to the writer.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// Bytes of serialized pairs that also send a batch to the writer, whichever limit comes first.
 const OUTPUT_BATCH_BYTES: usize = 1 << 20;
 
 /// A TCP packet the dispatcher routed to a worker: decoded header fields plus where the payload
@@ -124,7 +128,21 @@ pub fn run(
 ) -> WorkerStats {
     let mut engine = FlowEngine::new(reassembly, http);
     let mut unreadable = 0u64;
-    for batch in input {
+    let mut last_flush = Instant::now();
+    loop {
+        let batch = match input.recv_timeout(FLUSH_EVERY) {
+            Ok(batch) => batch,
+            Err(RecvTimeoutError::Timeout) => {
+                // Live captures can go quiet: hand over what is ready so it is stored (and
+                // counted) without waiting for a full batch.
+                if engine.pending() > 0 {
+                    let _ = output.send(engine.take_pairs());
+                }
+                last_flush = Instant::now();
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         for item in &batch.items {
             let Some(payload) = payload_of(&batch.segment, item) else {
                 unreadable += 1;
@@ -142,7 +160,12 @@ pub fn run(
             if engine.pending() >= OUTPUT_BATCH || engine.pending_bytes() >= OUTPUT_BATCH_BYTES {
                 // The writer only goes away when the import is failing; it reports why.
                 let _ = output.send(engine.take_pairs());
+                last_flush = Instant::now();
             }
+        }
+        if engine.pending() > 0 && last_flush.elapsed() >= FLUSH_EVERY {
+            let _ = output.send(engine.take_pairs());
+            last_flush = Instant::now();
         }
     }
     let mut stats = engine.finish();

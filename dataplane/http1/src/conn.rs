@@ -245,6 +245,8 @@ impl Http1Conn {
                 if let Some(half) = self.halves.get_mut(r) {
                     half.gap(ts, len, &mut ctx);
                 }
+                // A start line cut by the gap may have ended detection.
+                self.after_detect_step();
             }
             Held::End => {
                 let r = self.role_index(dir);
@@ -255,6 +257,7 @@ impl Http1Conn {
                 if let Some(half) = self.halves.get_mut(r) {
                     half.end(ts, &mut ctx);
                 }
+                self.after_detect_step();
                 self.ended[d] = true;
                 if r == 0 {
                     self.pairing.req_dead = true;

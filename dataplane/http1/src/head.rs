@@ -544,6 +544,99 @@ mod tests {
         assert_eq!(h.target, b"/a?b=c");
         assert_eq!(h.version, 0);
         assert_eq!(h.headers, vec![("Host", &b"x"[..]), ("X-A", &b"1"[..])]);
+        assert!(h.complete);
+    }
+
+    #[test]
+    fn cut_request_views_keep_what_was_captured() {
+        // Cut inside a header line: the complete lines before it are kept.
+        let h = parse_request_head(b"GET /a HTTP/1.0\r\nHost: x\r\nUser-Ag").unwrap();
+        assert_eq!((h.method, h.target, h.version), ("GET", &b"/a"[..], 0));
+        assert_eq!(h.headers, vec![("Host", &b"x"[..])]);
+        assert!(!h.complete);
+        // Cut after the last header line, before the blank line.
+        let h = parse_request_head(b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\n").unwrap();
+        assert_eq!(h.headers, vec![("Host", &b"x"[..]), ("A", &b"1"[..])]);
+        assert!(!h.complete);
+        // Cut at the end of the request line, or between its CR and LF.
+        for head in [&b"GET /b HTTP/1.1\r\n"[..], b"GET /b HTTP/1.1\r", b"GET /b HTTP/1.1"] {
+            let h = parse_request_head(head).unwrap();
+            assert_eq!((h.method, h.target, h.version), ("GET", &b"/b"[..], 1));
+            assert!(h.headers.is_empty() && !h.complete);
+        }
+        // Cut inside the version, as a 96-byte snap length leaves it: the version is unknown
+        // and reads as 1.
+        let h = parse_request_head(b"GET /images/sf.net_box.gif HTT").unwrap();
+        assert_eq!(h.method, "GET");
+        assert_eq!(h.target, b"/images/sf.net_box.gif");
+        assert_eq!(h.version, 1);
+        assert!(h.headers.is_empty() && !h.complete);
+        // Cut inside the target: not enough to show.
+        assert!(matches!(
+            parse_request_head(b"GET /images/sf.ne"),
+            Err(HeadError::Incomplete { .. })
+        ));
+        // What was captured is malformed: still an error.
+        assert!(matches!(
+            parse_request_head(b"GET / HTTP/1.1\r\nBad Name: x\r\nHo"),
+            Err(HeadError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse_request_head(b"GET / HTTX"),
+            Err(HeadError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn cut_response_views_keep_what_was_captured() {
+        let h = parse_response_head(b"HTTP/1.1 200 OK\r\nDate: Tue, 16").unwrap();
+        assert_eq!((h.version, h.status, h.reason), (1, 200, &b"OK"[..]));
+        assert!(h.headers.is_empty() && !h.complete);
+        let h = parse_response_head(b"HTTP/1.0 404 Not Found\r\nServer: s\r\nContent-Le")
+            .unwrap();
+        assert_eq!((h.version, h.status), (0, 404));
+        assert_eq!(h.reason, b"Not Found");
+        assert_eq!(h.headers, vec![("Server", &b"s"[..])]);
+        assert!(!h.complete);
+        // Cut inside the status line: the reason is what was captured of it.
+        let h = parse_response_head(b"HTTP/1.1 301 Moved Perm").unwrap();
+        assert_eq!((h.status, h.reason, h.complete), (301, &b"Moved Perm"[..], false));
+        let h = parse_response_head(b"HTTP/1.1 204").unwrap();
+        assert_eq!((h.status, h.reason, h.complete), (204, &b""[..], false));
+        // An obsolete folded line, cut inside its continuation: the value as far as captured
+        // lines go.
+        let h = parse_response_head(b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n c").unwrap();
+        assert_eq!(h.headers.len(), 1);
+        assert_eq!(h.headers[0].0, "X");
+        assert!(!h.complete);
+    }
+
+    #[test]
+    fn cut_views_with_many_headers() {
+        let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..300 {
+            head.extend_from_slice(format!("X-{i}: {i}\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"X-cut: ab");
+        let h = parse_response_head(&head).unwrap();
+        assert_eq!((h.status, h.headers.len(), h.complete), (200, 300, false));
+        assert_eq!(h.headers[299], ("X-299", &b"299"[..]));
+        let mut head = b"GET /many HTTP/1.1\r\n".to_vec();
+        for i in 0..200 {
+            head.extend_from_slice(format!("X-{i}: {i}\r\n").as_bytes());
+        }
+        let h = parse_request_head(&head).unwrap();
+        assert_eq!((h.target, h.headers.len(), h.complete), (&b"/many"[..], 200, false));
+    }
+
+    #[test]
+    fn method_of_cut_heads() {
+        assert_eq!(Method::of_head(b"HEAD /a HTT"), Method::Head);
+        assert_eq!(Method::of_head(b"\r\nCONNECT h:443 HTTP/1.1\r\n"), Method::Connect);
+        assert_eq!(Method::of_head(b"HEAD"), Method::Other);
+        assert_eq!(Method::of_head(b"HEADER / HTTP/1.1"), Method::Other);
+        assert_eq!(Method::of_head(b"GET / HTTP/1.1"), Method::Other);
+        assert_eq!(Method::of_head(b""), Method::Other);
     }
 
     #[test]
@@ -561,8 +654,16 @@ mod tests {
     #[test]
     fn view_errors() {
         assert_eq!(
-            parse_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n"),
-            Err(HeadError::Incomplete { len: 25 })
+            parse_request_head(b"GET /a"),
+            Err(HeadError::Incomplete { len: 6 })
+        );
+        assert_eq!(
+            parse_response_head(b"HTTP/1.1 20"),
+            Err(HeadError::Incomplete { len: 11 })
+        );
+        assert_eq!(
+            parse_request_head(b""),
+            Err(HeadError::Incomplete { len: 0 })
         );
         assert!(matches!(
             parse_request_head(b"GET / HTTP/9\r\n\r\n"),

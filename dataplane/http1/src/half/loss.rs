@@ -53,7 +53,8 @@ impl Half {
         let last_data = self.carry_ts.last().map_or(ts, |&(_, t)| t);
         self.skipped += start as u64;
         self.msg.start_ns = self.carry_time(start);
-        self.msg.end_ns = if gap { ts } else { last_data }.max(self.msg.start_ns);
+        let end = if gap { ts } else { last_data };
+        self.msg.end_ns = end.max(self.msg.start_ns);
         self.buf.drain(..start.min(self.buf.len()));
         self.carry_ts.clear();
         self.started = true;
