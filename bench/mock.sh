@@ -138,7 +138,9 @@ http {
     }
 }
 EOF
-    in_ns taskset -c 1 nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/error.log" &
+    # `ip netns exec` execs the program in place, so $! is the program's pid (a shell function
+    # run with & would be a subshell that ignores the signals sent to it).
+    ip netns exec "$NS" taskset -c 1 nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/error.log" &
     NGINX_PID=$!
     wait_port "$NGINX_PORT" || { cat "$WORK/error.log" >&2; die 3 "nginx did not listen on 127.0.0.1:$NGINX_PORT"; }
     log "nginx up (pid $NGINX_PID, 1 worker, pinned to CPU 1)"
@@ -147,7 +149,7 @@ EOF
 # Records a few requests to nginx with tcpdump and imports them into $WORK/snap.
 record() {
     local pcap=$WORK/nginx.pcap size=-1 quiet=0
-    in_ns tcpdump -i lo -s 0 -U -n -w "$pcap" "tcp port $NGINX_PORT" 2>"$WORK/tcpdump.err" &
+    ip netns exec "$NS" tcpdump -i lo -s 0 -U -n -Z root -w "$pcap" "tcp port $NGINX_PORT" 2>"$WORK/tcpdump.err" &
     local tcpdump_pid=$!
     local _
     for _ in $(seq 100); do
@@ -175,7 +177,7 @@ record() {
 }
 
 start_mock() {
-    in_ns taskset -c 1 "$TAPLINE" mock "$WORK/snap" --listen "127.0.0.1:$MOCK_PORT" --threads 1 \
+    ip netns exec "$NS" taskset -c 1 "$TAPLINE" mock "$WORK/snap" --listen "127.0.0.1:$MOCK_PORT" --threads 1 \
         >"$WORK/mock.out" 2>"$WORK/mock.err" &
     MOCK_PID=$!
     wait_port "$MOCK_PORT" || { cat "$WORK/mock.out" "$WORK/mock.err" >&2; die 1 "tapline mock did not listen"; }

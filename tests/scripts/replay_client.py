@@ -3,10 +3,11 @@
 several kept-alive connections, paced, so that recorded traffic has identical requests (for
 noise detection), failing ones (the bug) and known timing.
 
-Usage: replay_client.py --port PORT [--connections N] [--gap-ms MS] [--mix shop|health] [--count N]
+Usage: replay_client.py --port PORT [--connections N] [--gap-ms MS] [--mix shop|health|items] [--count N]
 
   shop    users 1..20 twice each (5, 10, 15, 20 hit the bug), orders (two identical), health
   health  N requests of GET /health
+  items   N requests of GET /api/items/K, K cycling through 0..99 (for benchmarks)
 Requests go to the connections in turn, one every MS milliseconds. Prints one JSON line per
 request: {"method", "path", "status"}.
 """
@@ -20,6 +21,8 @@ import time
 def plan(mix, count):
     if mix == "health":
         return [("GET", "/health", None)] * count
+    if mix == "items":
+        return [("GET", f"/api/items/{i % 100}", None) for i in range(count)]
     out = []
     for round_ in range(2):
         for uid in range(1, 21):

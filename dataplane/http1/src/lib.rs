@@ -6,8 +6,12 @@
 //! closes, oversized heads, garbage and mid-stream pickups are survived by resynchronising on the
 //! next plausible start line, and every loss is flagged on the exchange it touched ([`Flags`]).
 //!
-//! Alongside the connection parser the crate offers views for readers of stored heads
-//! ([`parse_request_head`], [`parse_response_head`]), cheap protocol detection
+//! A message cut inside its head (a gap, or a capture with a small snap length that keeps only
+//! each packet's first bytes) is still handed out with the head bytes captured, flagged, and
+//! paired like the others.
+//!
+//! Alongside the connection parser the crate offers views for readers of stored heads, cut
+//! ones included ([`parse_request_head`], [`parse_response_head`]), cheap protocol detection
 //! ([`looks_like_request`], [`looks_like_response`]) and a bounded content decoder
 //! ([`decode_body`]).
 //!
@@ -22,12 +26,13 @@ mod half;
 mod head;
 mod pairing;
 mod types;
+mod view;
 
 pub use conn::Http1Conn;
 pub use decode::{DecodeError, decode_body};
 pub use detect::{looks_like_request, looks_like_response};
-pub use head::{HeadError, RequestHead, ResponseHead, parse_request_head, parse_response_head};
 pub use types::{ConnState, Exchange, Flags, Http1Config, Http1Stats, Message};
+pub use view::{HeadError, RequestHead, ResponseHead, parse_request_head, parse_response_head};
 
 #[cfg(test)]
 mod tests;

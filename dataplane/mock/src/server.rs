@@ -28,6 +28,9 @@ use crate::wire::{Limits, Parse, Parsed, parse_request};
 const UNMATCHED_SAMPLES: usize = 20;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 16 * 1024;
+/// Recorded bytes at least this long are written from the index rather than copied into the
+/// connection's output buffer.
+const DIRECT_WRITE: usize = 4096;
 
 /// Whether answers wait the recorded latency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -92,11 +95,14 @@ struct Stats {
 
 /// What [`Mock::respond`] wrote and what the connection must do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Responded {
+pub struct Responded<'a> {
     /// Wait this long (from when the request was read) before sending the answer.
     pub delay: Duration,
     /// Close the connection after the answer.
     pub close: bool,
+    /// The rest of the answer, to be written after what was appended to the output buffer:
+    /// large recorded bytes are sent from the index without a copy.
+    pub direct: Option<&'a [u8]>,
 }
 
 /// A mock server's state: the index, the settings and the counters.
@@ -137,7 +143,7 @@ impl Mock {
     }
 
     /// Answers one request: appends the response to `out` and says how to send it.
-    pub fn respond(&self, parsed: &Parsed<'_>, out: &mut Vec<u8>) -> Responded {
+    pub fn respond(&self, parsed: &Parsed<'_>, out: &mut Vec<u8>) -> Responded<'_> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let close = !parsed.keep_alive || parsed.version == 0;
         let request = Request {
@@ -182,6 +188,7 @@ impl Mock {
                 return Responded {
                     delay: Duration::ZERO,
                     close,
+                    direct: None,
                 };
             }
         };
@@ -193,21 +200,30 @@ impl Mock {
             return Responded {
                 delay: Duration::ZERO,
                 close: true,
+                direct: None,
             };
         };
-        if close {
+        let tail: &[u8] = if close {
             out.extend_from_slice(&rendered.close_head);
-            if rendered.close_has_body {
-                out.extend_from_slice(&r.response.body);
-            }
+            if rendered.close_has_body { &r.response.body } else { &[] }
         } else {
-            out.extend_from_slice(&rendered.keep_alive);
-        }
+            &rendered.keep_alive
+        };
+        let direct = if tail.len() >= DIRECT_WRITE {
+            Some(tail)
+        } else {
+            out.extend_from_slice(tail);
+            None
+        };
         let delay = match self.config.latency {
             Latency::None => Duration::ZERO,
             Latency::Recorded => r.latency,
         };
-        Responded { delay, close }
+        Responded {
+            delay,
+            close,
+            direct,
+        }
     }
 
     /// Accepts connections on `listener` until `shutdown` completes.
@@ -263,6 +279,13 @@ impl Mock {
                             tokio::time::sleep_until(read_at + responded.delay).await;
                             stream.write_all(answer).await?;
                             out.clear();
+                        }
+                        if let Some(direct) = responded.direct {
+                            if !out.is_empty() {
+                                stream.write_all(&out).await?;
+                                out.clear();
+                            }
+                            stream.write_all(direct).await?;
                         }
                         if responded.close {
                             close = true;

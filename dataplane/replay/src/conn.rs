@@ -334,11 +334,15 @@ async fn pipelined(
             failed = Some(e.text("sending"));
         }
     }
+    let mut close = false;
     for ((index, req, intended), sent) in group.iter().zip(sent) {
         let outcome = match &failed {
             Some(e) => Outcome::Error(e.clone()),
             None => match link.receive(req.head_request, shared.timeout).await {
-                Ok(r) => judge(&shared.plan, req, &r),
+                Ok(r) => {
+                    close |= r.close;
+                    judge(&shared.plan, req, &r)
+                }
                 Err(e) => {
                     let text = e.text("receiving");
                     failed = Some(text.clone());
@@ -348,7 +352,10 @@ async fn pipelined(
         };
         batch.record(*index, *intended, sent, Instant::now(), outcome);
     }
-    link.close();
+    // The connection goes on with the recorded one, unless it broke or the target ends it.
+    if failed.is_some() || close {
+        link.close();
+    }
 }
 
 /// A closed-loop worker: takes the next request, sends it, waits for the answer, repeats,

@@ -237,3 +237,104 @@ pub fn replay(snapshot: &Snapshot, options: &Options) -> Result<Report, ReplayEr
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            target: "http://127.0.0.1:8080".into(),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let o = Options::parse(&settings()).unwrap();
+        assert_eq!(
+            (o.rate, o.timeout, o.duration, o.connections),
+            (Rate::Factor(1.0), DEFAULT_TIMEOUT, None, None)
+        );
+        let o = Options::parse(&Settings {
+            rate: Some("max".into()),
+            connections: Some(8),
+            duration: Some("1.5s".into()),
+            timeout: Some("250ms".into()),
+            ignore: vec!["header:x-id".into()],
+            filter: Some("port=8080".into()),
+            assert: Some("p99<=1.1x,match>=99%".into()),
+            ..settings()
+        })
+        .unwrap();
+        assert_eq!(o.rate, Rate::Max);
+        assert_eq!(o.duration, Some(Duration::from_millis(1500)));
+        assert_eq!(o.timeout, Duration::from_millis(250));
+        assert_eq!((o.ignore.len(), o.assertions.len()), (1, 2));
+        assert_eq!(o.filter.map(|(t, _)| t).as_deref(), Some("port=8080"));
+    }
+
+    #[test]
+    fn bad_settings_name_the_flag() {
+        let bad = |s: Settings, mention: &str| {
+            let e = Options::parse(&s).unwrap_err().to_string();
+            assert!(e.contains(mention), "{e}");
+        };
+        bad(
+            Settings {
+                target: "ftp://x".into(),
+                ..settings()
+            },
+            "--target \"ftp://x\"",
+        );
+        bad(
+            Settings {
+                rate: Some("fast".into()),
+                ..settings()
+            },
+            "--rate \"fast\"",
+        );
+        bad(
+            Settings {
+                connections: Some(0),
+                ..settings()
+            },
+            "--connections",
+        );
+        bad(
+            Settings {
+                duration: Some("0s".into()),
+                ..settings()
+            },
+            "--duration \"0s\"",
+        );
+        bad(
+            Settings {
+                timeout: Some("soon".into()),
+                ..settings()
+            },
+            "--timeout \"soon\"",
+        );
+        bad(
+            Settings {
+                filter: Some("status>>1".into()),
+                ..settings()
+            },
+            "--filter",
+        );
+        bad(
+            Settings {
+                ignore: vec!["cookie:x".into()],
+                ..settings()
+            },
+            "--ignore \"cookie:x\"",
+        );
+        bad(
+            Settings {
+                assert: Some("p99<=1.1y".into()),
+                ..settings()
+            },
+            "\"1.1y\"",
+        );
+    }
+}

@@ -92,12 +92,15 @@ impl Pattern {
         let mut i = 1;
         while let Some(&c) = chars.get(i) {
             match c {
-                '.' if chars.get(i + 1) == Some(&'.') => {
-                    steps.push(PatternStep::Descend);
-                    i += 1; // the second '.' starts the member that follows
-                }
                 '.' => {
                     i += 1;
+                    if chars.get(i) == Some(&'.') {
+                        steps.push(PatternStep::Descend);
+                        i += 1;
+                        if chars.get(i) == Some(&'[') {
+                            continue;
+                        }
+                    }
                     if chars.get(i) == Some(&'*') {
                         steps.push(PatternStep::AnyKey);
                         i += 1;
@@ -119,9 +122,6 @@ impl Pattern {
                 }
                 _ => return Err(err(i, "expected . or [")),
             }
-        }
-        if steps.last() == Some(&PatternStep::Descend) {
-            return Err(err(chars.len(), "expected a member name after .."));
         }
         Ok(Pattern { steps })
     }
@@ -180,25 +180,23 @@ fn bracket(chars: &[char], i: usize) -> Result<(PatternStep, usize), PatternErro
             Ok((PatternStep::AnyIndex, j + 2))
         }
         Some(&q) if q == '"' || q == '\'' => {
+            let open = j;
             j += 1;
-            let mut name = String::new();
             loop {
                 match chars.get(j) {
                     None => return Err(err(j, "unterminated quoted name")),
-                    Some('\\') => {
-                        let Some(&c) = chars.get(j + 1) else {
-                            return Err(err(j + 1, "unterminated quoted name"));
-                        };
-                        name.push(c);
-                        j += 2;
-                    }
+                    Some('\\') => j += 2,
                     Some(&c) if c == q => break,
-                    Some(&c) => {
-                        name.push(c);
-                        j += 1;
-                    }
+                    Some(_) => j += 1,
                 }
             }
+            let inner: String = chars.get(open + 1..j).unwrap_or(&[]).iter().collect();
+            let name = if q == '"' {
+                serde_json::from_str::<String>(&format!("\"{inner}\""))
+                    .map_err(|_| err(open, "bad escape in the quoted name (JSON string rules)"))?
+            } else {
+                inner.replace("\\'", "'").replace("\\\\", "\\")
+            };
             if chars.get(j + 1) != Some(&']') {
                 return Err(err(j + 1, "expected ] after the quoted name"));
             }
@@ -227,19 +225,20 @@ impl fmt::Display for Pattern {
         for step in &self.steps {
             match step {
                 PatternStep::Descend => {
-                    out.push('.');
+                    // `..` then the next step without its own leading dot.
+                    out.push_str("..");
                     after_descend = true;
                     continue;
                 }
-                PatternStep::Key(k) if after_descend && plain(k) => out.push_str(&format!(".{k}")),
+                PatternStep::Key(k) if after_descend && plain(k) => out.push_str(k),
                 PatternStep::Key(k) => push_key(&mut out, k),
-                PatternStep::Index(i) => out.push_str(&format!("[{i}]")),
+                PatternStep::AnyKey if after_descend => out.push('*'),
                 PatternStep::AnyKey => out.push_str(".*"),
+                PatternStep::Index(i) => out.push_str(&format!("[{i}]")),
                 PatternStep::AnyIndex => out.push_str("[*]"),
             }
             after_descend = false;
         }
-        // `$.` + `.name` printed as `$..name`.
         f.write_str(&out)
     }
 }
@@ -296,6 +295,10 @@ mod tests {
             "$.*.id",
             "$[\"a b\"][2]",
             "$",
+            "$..[\"a b\"]",
+            "$..*",
+            "$..[3]",
+            "$[\"\\u0000\\\"\"]",
         ] {
             assert_eq!(Pattern::parse(text).unwrap().to_string(), text);
         }
@@ -304,6 +307,19 @@ mod tests {
             Pattern::widened(&path(&["items", "3", "ts"])).to_string(),
             "$.items[*].ts"
         );
+    }
+
+    #[test]
+    fn printed_patterns_parse_back() {
+        // Found by the fuzzer: control characters in a member name printed as JSON escapes.
+        let rule = "$.ivem\0\0[*][\"a b\"]..ts";
+        let p = Pattern::parse(rule).unwrap();
+        assert_eq!(Pattern::parse(&p.to_string()).unwrap(), p);
+        assert_eq!(p.to_string(), "$[\"ivem\\u0000\\u0000\"][*][\"a b\"]..ts");
+        let p = Pattern::parse("$['it\\'s']").unwrap();
+        assert!(p.covers(&[Step::Key("it's".into())]));
+        assert_eq!(Pattern::parse(&p.to_string()).unwrap(), p);
+        assert!(Pattern::parse("$[\"\\q\"]").is_err());
     }
 
     #[test]

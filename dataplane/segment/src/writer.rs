@@ -186,6 +186,14 @@ impl SegmentWriter {
             created_ns,
             capacity,
         };
+        if std::env::var_os("SEG_EXPERIMENT_FALLOC").is_some() {
+            use std::os::fd::AsRawFd;
+            // SAFETY: experiment.
+            let rc = unsafe {
+                libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, capacity as i64)
+            };
+            assert_eq!(rc, 0);
+        }
         // The header goes to the file at once, so that the file is a valid (empty) segment from
         // the start, whatever happens to the process.
         write_all_at(&file, &header.encode(), 0)

@@ -123,11 +123,7 @@ impl Half {
     /// first byte after a gap) and with a known method, as far as it goes; a status line
     /// anywhere, once its status code is there.
     pub(super) fn cut_start(&self) -> Option<usize> {
-        let after_lf = self
-            .buf
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map(|i| i + 1);
+        let after_lf = self.buf.iter().rposition(|&b| b == b'\n').map(|i| i + 1);
         let line_from = match after_lf {
             Some(i) => i,
             None if self.line_start || self.after_gap => 0,

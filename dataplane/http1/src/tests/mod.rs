@@ -1,6 +1,7 @@
 //! Connection-level tests: each drives an [`Http1Conn`] with scripted bytes, gaps and ends
 //! and checks the exchanges it hands out.
 
+mod cut;
 mod framing;
 mod loss;
 mod regressions;

@@ -10,14 +10,14 @@ use crate::testutil::{Rec, json_response, plan_with_host, rec};
 type Handler = dyn Fn(&str, &str) -> (Vec<u8>, bool) + Send + Sync;
 
 /// A blocking HTTP/1.1 server on a thread per connection; returns its address and the heads it
-/// received.
+/// received, each prefixed with the number of its connection and a space.
 fn serve(handler: Arc<Handler>) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
+        for (conn, stream) in listener.incoming().flatten().enumerate() {
             let handler = Arc::clone(&handler);
             let log = Arc::clone(&log);
             thread::spawn(move || {
@@ -49,7 +49,7 @@ fn serve(handler: Arc<Handler>) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
                     let mut parts = head.split(' ');
                     let method = parts.next().unwrap_or("").to_owned();
                     let path = parts.next().unwrap_or("").to_owned();
-                    log.lock().unwrap().push(head.clone());
+                    log.lock().unwrap().push(format!("{conn} {head}"));
                     let (bytes, close) = handler(&method, &path);
                     if out.write_all(&bytes).is_err() || close {
                         return;
@@ -215,4 +215,38 @@ fn late_and_broken_responses_are_errors() {
     );
     assert!(messages[2].contains("malformed"), "{messages:?}");
     assert!(matches!(Outcome::Error(String::new()), Outcome::Error(_)));
+}
+
+#[test]
+fn pipelined_requests_are_written_back_to_back_on_one_connection() {
+    let (addr, seen) = serve(Arc::new(answer_users));
+    let get = |id: u32| -> &'static str {
+        match id {
+            1 => "GET /u/1 HTTP/1.1\r\nHost: prod\r\n\r\n",
+            2 => "GET /u/2 HTTP/1.1\r\nHost: prod\r\n\r\n",
+            _ => "GET /u/3 HTTP/1.1\r\nHost: prod\r\n\r\n",
+        }
+    };
+    // Three requests written before the first answer, then a fourth after a pause.
+    let recs = vec![
+        rec(1000, 0, get(1), &user("1", "u1@x"), 0, 5),
+        rec(1000, 1, get(2), &user("2", "u2@x"), 1, 6),
+        rec(1000, 2, get(3), &user("3", "u3@x"), 2, 7),
+        rec(1000, 3, get(1), &user("1", "u1@x"), 20, 21),
+    ];
+    let plan = Arc::new(plan_with_host(&recs, None, &[], None).unwrap());
+    let flags: Vec<bool> = plan.requests.iter().map(|r| r.pipelined).collect();
+    assert_eq!(flags, [false, true, true, false]);
+    let result = run(plan, &settings(addr, Rate::Factor(1.0))).unwrap();
+    let t = &result.tally;
+    assert_eq!(
+        (t.all.total, t.all.matched, t.all.mismatched, t.all.errors),
+        (4, 3, 1, 0)
+    );
+    let heads = seen.lock().unwrap();
+    assert_eq!(heads.len(), 4);
+    assert!(
+        heads.iter().all(|h| h.starts_with("0 ")),
+        "one connection: {heads:?}"
+    );
 }
