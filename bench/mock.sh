@@ -18,6 +18,7 @@
 #   BENCH_DURATION      seconds of each wrk run                 (default 10)
 #   BENCH_CONNECTIONS   wrk connections                         (default 64)
 #   BENCH_RUNS          runs per target and body, median        (default 3)
+#   BENCH_PROFILE=0     skip the perf profile of the mock
 #   BENCH_WRITE_RESULTS 1: write bench/RESULTS.md (default: 1 at the default settings)
 #   BENCH_SKIP_BUILD=1  use target/release/tapline as it is
 #   TAPLINE             tapline binary                          (default target/release/tapline)
@@ -32,6 +33,7 @@ ROOT=$(dirname "$BENCH_DIR")
 DURATION=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNECTIONS:-64}
 RUNS=${BENCH_RUNS:-3}
+PROFILE=${BENCH_PROFILE:-1}
 if [[ $DURATION == 10 && $CONNS == 64 && $RUNS -ge 3 ]]; then
     WRITE_RESULTS=${BENCH_WRITE_RESULTS:-1}
 else
@@ -78,6 +80,7 @@ ensure_tools() {
     command -v curl >/dev/null || missing+=(curl)
     command -v ip >/dev/null || missing+=(iproute2)
     command -v taskset >/dev/null || missing+=(util-linux)
+    if [[ $PROFILE == 1 ]] && ! command -v perf >/dev/null; then missing+=(linux-perf); fi
     if ((${#missing[@]})); then
         log "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
@@ -211,6 +214,39 @@ bench() {
     ((errors == 0)) || fail "$target /$path: wrk saw $errors errors or non-2xx answers"
 }
 
+# Profiles the mock (perf record -g) while wrk asks it for /large and /small; writes the
+# "What limits us" markdown to $WORK/profile.md.
+profile() {
+    if ! perf record -q -o "$WORK/probe.data" -- true >/dev/null 2>&1; then
+        log "profile: perf is not usable here; skipped"
+        return
+    fi
+    local path
+    for path in large small; do
+        log "profile: perf record -g -p $MOCK_PID during wrk /$path"
+        perf record -g -q -o "$WORK/perf.$path.data" -p "$MOCK_PID" -- sleep "$DURATION" >/dev/null 2>&1 &
+        local perf_pid=$!
+        ip netns exec "$NS" taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$MOCK_PORT/$path" >/dev/null 2>&1 || true
+        wait "$perf_pid" || true
+    done
+    {
+        for path in large small; do
+            echo "Profile of \`tapline mock\` under \`wrk /$path\`: \`perf record -g -p PID\`, then \`perf report --no-children --sort dso,symbol -g none\` (self time, top 15)."
+            echo
+            echo "| self % | object | function |"
+            echo "| ---: | --- | --- |"
+            perf report -i "$WORK/perf.$path.data" --no-children --sort dso,symbol -g none --stdio 2>/dev/null |
+                awk '/^ +[0-9.]+%/ {
+                    sym = ""
+                    for (i = 4; i <= NF; i++) sym = sym (i > 4 ? " " : "") $i
+                    sub(/( -)+$/, "", sym); gsub(/\|/, "\\|", sym)
+                    if (length(sym) > 120) sym = substr(sym, 1, 117) "..."
+                    if (++n <= 15) printf "| %s | %s | `%s` |\n", $1, $2, sym }'
+            echo
+        done
+    } >"$WORK/profile.md"
+}
+
 median() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 report() {
@@ -255,6 +291,11 @@ report() {
         ((FAILS == 0)) && echo "Checks: the mock's bodies equal nginx's byte for byte; wrk saw no errors and no non-2xx answers." ||
             echo "**$FAILS check(s) FAILED** (see the FAIL lines of the run)."
         echo
+        if [[ -s $WORK/profile.md ]]; then
+            echo "### What limits the mock"
+            echo
+            cat "$WORK/profile.md"
+        fi
         echo "The mock's summary after the runs:"
         echo
         echo '```text'
@@ -305,6 +346,7 @@ main() {
             bench mock "$MOCK_PORT" "$path"
         done
     done
+    [[ $PROFILE == 1 ]] && profile
     kill -TERM "$MOCK_PID"
     wait "$MOCK_PID" || fail "tapline mock exited non-zero after SIGTERM"
     MOCK_PID=""
