@@ -156,6 +156,10 @@ pub struct MockArgs {
     /// Answer only the outbound calls of this service: its IP address, or ip:port.
     #[arg(long)]
     pub service: Option<String>,
+    /// Answer only from the pairs whose server is this dependency (IP address or ip:port);
+    /// repeat for several.
+    #[arg(long = "dependency")]
+    pub dependencies: Vec<String>,
     /// Wait the recorded response time before answering, or answer at once.
     #[arg(long, value_enum, default_value_t = MockLatency::None)]
     pub latency: MockLatency,

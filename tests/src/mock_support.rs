@@ -275,7 +275,8 @@ impl MockProcess {
             command: self.command.clone(),
             source,
         })?;
-        let join = |h: Option<JoinHandle<String>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
+        let join =
+            |h: Option<JoinHandle<String>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
         Ok(Stopped {
             status,
             stdout: join(self.stdout.take()),
@@ -312,7 +313,9 @@ impl CurlAnswer {
     pub fn header(&self, name: &str) -> Option<String> {
         self.head.lines().find_map(|line| {
             let (n, v) = line.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
         })
     }
 }
@@ -376,17 +379,22 @@ pub fn write_http_pcap(
     file.write_all(&1u32.to_le_bytes())?;
     let (mut cseq, mut sseq) = (1000u32, 5000u32);
     let mut usec = 0u32;
-    let mut packet = |file: &mut dyn Write, from_client: bool, flags: u8, seq: u32, ack: u32, data: &[u8]| {
-        usec += 100;
-        let (src, dst) = if from_client { (client, server) } else { (server, client) };
-        let frame = frame(src, dst, flags, seq, ack, data);
-        let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
-        file.write_all(&1_700_000_000u32.to_le_bytes())?;
-        file.write_all(&usec.to_le_bytes())?;
-        file.write_all(&len.to_le_bytes())?;
-        file.write_all(&len.to_le_bytes())?;
-        file.write_all(&frame)
-    };
+    let mut packet =
+        |file: &mut dyn Write, from_client: bool, flags: u8, seq: u32, ack: u32, data: &[u8]| {
+            usec += 100;
+            let (src, dst) = if from_client {
+                (client, server)
+            } else {
+                (server, client)
+            };
+            let frame = frame(src, dst, flags, seq, ack, data);
+            let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+            file.write_all(&1_700_000_000u32.to_le_bytes())?;
+            file.write_all(&usec.to_le_bytes())?;
+            file.write_all(&len.to_le_bytes())?;
+            file.write_all(&len.to_le_bytes())?;
+            file.write_all(&frame)
+        };
     const SYN: u8 = 0x02;
     const ACK: u8 = 0x10;
     const PSH_ACK: u8 = 0x18;
@@ -413,7 +421,14 @@ pub fn write_http_pcap(
 }
 
 /// An Ethernet + IPv4 + TCP frame (checksums left zero; tapline does not check them).
-fn frame(src: ([u8; 4], u16), dst: ([u8; 4], u16), flags: u8, seq: u32, ack: u32, data: &[u8]) -> Vec<u8> {
+fn frame(
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    data: &[u8],
+) -> Vec<u8> {
     let mut f = Vec::with_capacity(54 + data.len());
     f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
     let total = u16::try_from(40 + data.len()).unwrap_or(u16::MAX);

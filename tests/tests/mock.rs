@@ -63,9 +63,12 @@ fn record(ns: &Netns, dir: &Path) -> (std::path::PathBuf, Vec<Seen>) {
         .iter()
         .map(|(port, name)| {
             Background::spawn_until(
-                ns.command(scripts::python())
-                    .arg(&dependency)
-                    .args(["--port", &port.to_string(), "--name", name]),
+                ns.command(scripts::python()).arg(&dependency).args([
+                    "--port",
+                    &port.to_string(),
+                    "--name",
+                    name,
+                ]),
                 "READY",
                 START,
             )
@@ -90,7 +93,8 @@ fn record(ns: &Netns, dir: &Path) -> (std::path::PathBuf, Vec<Seen>) {
     let summary = capture.stop().unwrap();
     drop(servers);
     assert_eq!(summary.dropped_by_kernel, 0, "{summary:?}");
-    let seen: Vec<Seen> = serde_json::from_str(&std::fs::read_to_string(&seen_file).unwrap()).unwrap();
+    let seen: Vec<Seen> =
+        serde_json::from_str(&std::fs::read_to_string(&seen_file).unwrap()).unwrap();
     assert_eq!(seen.len(), CALLS.len());
 
     let snap = dir.join("snap");
@@ -106,7 +110,15 @@ fn record(ns: &Netns, dir: &Path) -> (std::path::PathBuf, Vec<Seen>) {
 
 /// Asks the mock at `mock` for `target` as the dependency on `port` (curl connects to the mock
 /// but sends the dependency's Host), with `body` as a POST body.
-fn ask(ns: &Netns, dir: &Path, mock: std::net::SocketAddr, port: u16, method: &str, target: &str, body: Option<&str>) -> CurlAnswer {
+fn ask(
+    ns: &Netns,
+    dir: &Path,
+    mock: std::net::SocketAddr,
+    port: u16,
+    method: &str,
+    target: &str,
+    body: Option<&str>,
+) -> CurlAnswer {
     let connect_to = format!("127.0.0.1:{port}:{}:{}", mock.ip(), mock.port());
     let url = format!("http://127.0.0.1:{port}{target}");
     let mut args = vec!["--connect-to", &connect_to, "-X", method];
@@ -153,15 +165,29 @@ fn mock_root_answers_recorded_dependencies() {
         let body = call.splitn(4, ':').nth(3);
         let got = ask(ns, dir, addr, want.port, &want.method, &want.target, body);
         assert_eq!(got.status, want.status, "{call}: status");
-        assert!(got.body == hex::decode(&want.body_hex).unwrap(), "{call}: body differs:\n{}", String::from_utf8_lossy(&got.body));
-        assert_eq!(got.header("X-Tapline-Mock").as_deref(), Some("matched"), "{call}");
+        assert!(
+            got.body == hex::decode(&want.body_hex).unwrap(),
+            "{call}: body differs:\n{}",
+            String::from_utf8_lossy(&got.body)
+        );
+        assert_eq!(
+            got.header("X-Tapline-Mock").as_deref(),
+            Some("matched"),
+            "{call}"
+        );
         if want.target == "/v1/slow" {
             slow_seconds = Some(got.seconds);
         }
     }
-    let counter: Vec<&Seen> = seen.iter().filter(|s| s.target == "/v1/counter/a" && s.port == ALPHA).collect();
+    let counter: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.target == "/v1/counter/a" && s.port == ALPHA)
+        .collect();
     assert_eq!(counter.len(), 3);
-    assert_ne!(counter[0].body_hex, counter[1].body_hex, "the dependency answered identical calls alike");
+    assert_ne!(
+        counter[0].body_hex, counter[1].body_hex,
+        "the dependency answered identical calls alike"
+    );
     // Past the last recorded answer, the last one again.
     let fourth = ask(ns, dir, addr, ALPHA, "GET", "/v1/counter/a", None);
     assert_eq!(hex::encode(&fourth.body), counter[2].body_hex);
@@ -173,7 +199,10 @@ fn mock_root_answers_recorded_dependencies() {
     // A near request gets the closest recorded answer.
     let near = ask(ns, dir, addr, ALPHA, "GET", "/v1/items/99", None);
     assert_eq!(near.status, 200);
-    assert!(String::from_utf8_lossy(&near.body).contains("\"item\": \"7\""), "{near:?}");
+    assert!(
+        String::from_utf8_lossy(&near.body).contains("\"item\": \"7\""),
+        "{near:?}"
+    );
     // Nothing near: the marked no-match answer.
     let none = ask(ns, dir, addr, ALPHA, "GET", "/v2/nothing/here", None);
     assert_eq!(none.status, 599);
@@ -191,18 +220,43 @@ fn mock_root_answers_recorded_dependencies() {
     assert_eq!(stopped.count("matched exactly"), Some(n + 3));
     assert_eq!(stopped.count("matched closest"), Some(1));
     assert_eq!(stopped.count("unmatched"), Some(1));
-    assert!(stopped.stderr.contains("/v2/nothing/here"), "the no-match is logged: {}", stopped.stderr);
+    assert!(
+        stopped.stderr.contains("/v2/nothing/here"),
+        "the no-match is logged: {}",
+        stopped.stderr
+    );
 
     // The recorded latency: /v1/slow took 300 ms; without --latency the mock answers at once.
     let fast = slow_seconds.unwrap();
     assert!(fast < 0.2, "/v1/slow took {fast}s without --latency");
-    let mock = start_mock(ns, &snap, &["--latency", "recorded"]);
+    let alpha_only = format!("127.0.0.1:{ALPHA}");
+    let mock = start_mock(
+        ns,
+        &snap,
+        &["--latency", "recorded", "--dependency", &alpha_only],
+    );
     let addr = mock.addr().unwrap();
     let slow = ask(ns, dir, addr, ALPHA, "GET", "/v1/slow", None);
     let quick = ask(ns, dir, addr, ALPHA, "GET", "/v1/items/7", None);
-    assert!(slow.seconds >= 0.28 && slow.seconds < 2.0, "/v1/slow took {}s with --latency recorded", slow.seconds);
+    assert!(
+        slow.seconds >= 0.28 && slow.seconds < 2.0,
+        "/v1/slow took {}s with --latency recorded",
+        slow.seconds
+    );
     assert!(quick.seconds < 0.2, "/v1/items/7 took {}s", quick.seconds);
-    assert_eq!(mock.stop().unwrap().status.code(), Some(0));
+    // --dependency left beta out.
+    let beta = ask(ns, dir, addr, BETA, "GET", "/v1/status", None);
+    assert!(
+        String::from_utf8_lossy(&beta.body).contains("alpha"),
+        "{beta:?}"
+    );
+    let stopped = mock.stop().unwrap();
+    assert_eq!(stopped.status.code(), Some(0));
+    assert!(
+        stopped.stdout.contains("skipped 3 to other servers"),
+        "{}",
+        stopped.stdout
+    );
 }
 
 /// A capture made by hand: one connection to 10.1.0.2:8080 with a GET, a chunked answer, a
@@ -227,7 +281,13 @@ fn crafted_snapshot(dir: &Path) -> std::path::PathBuf {
             b"HTTP/1.1 201 Created\r\nContent-Length: 7\r\n\r\ncreated",
         ),
     ];
-    write_http_pcap(&pcap, ([10, 1, 0, 1], 40000), ([10, 1, 0, 2], 8080), &exchanges).unwrap();
+    write_http_pcap(
+        &pcap,
+        ([10, 1, 0, 1], 40000),
+        ([10, 1, 0, 2], 8080),
+        &exchanges,
+    )
+    .unwrap();
     let snap = dir.join("crafted-snap");
     tapline::import(&pcap, &snap, Some(1))
         .unwrap()
@@ -250,21 +310,44 @@ fn mock_serves_a_crafted_capture() {
     let dir = dir.path();
     let snap = crafted_snapshot(dir);
     let mut command = Command::new(tapline::binary().unwrap());
-    command.arg("mock").arg(&snap).args(["--listen", "127.0.0.1:0", "--service", "10.1.0.1"]);
+    command
+        .arg("mock")
+        .arg(&snap)
+        .args(["--listen", "127.0.0.1:0", "--service", "10.1.0.1"]);
     let mock = MockProcess::start(&mut command, START).unwrap();
     let url = |path: &str| format!("http://{}{path}", mock.addr().unwrap());
     let users = url("/users/1");
     let get = curl(host_curl(), dir, &["-H", "Host: users", &users]).unwrap();
-    assert_eq!((get.status, get.body.as_slice()), (200, &b"{\"name\":\"ann\"}"[..]));
+    assert_eq!(
+        (get.status, get.body.as_slice()),
+        (200, &b"{\"name\":\"ann\"}"[..])
+    );
     assert_eq!(get.header("Content-Length").as_deref(), Some("14"));
     let feed = url("/feed");
     let chunked = curl(host_curl(), dir, &["-H", "Host: users", &feed]).unwrap();
     assert_eq!(chunked.body, b"abcdefg");
-    assert_eq!(chunked.header("Transfer-Encoding").as_deref(), Some("chunked"));
+    assert_eq!(
+        chunked.header("Transfer-Encoding").as_deref(),
+        Some("chunked")
+    );
     let head = curl(host_curl(), dir, &["-I", "-H", "Host: users", &users]).unwrap();
-    assert_eq!((head.status, head.header("Content-Length").as_deref()), (200, Some("14")));
+    assert_eq!(
+        (head.status, head.header("Content-Length").as_deref()),
+        (200, Some("14"))
+    );
     // No Host: every dependency is a candidate; the server address names this one too.
-    let post = curl(host_curl(), dir, &["-H", "Host: 10.1.0.2:8080", "--data-binary", "{\"name\":\"c\"}", &url("/users")]).unwrap();
+    let post = curl(
+        host_curl(),
+        dir,
+        &[
+            "-H",
+            "Host: 10.1.0.2:8080",
+            "--data-binary",
+            "{\"name\":\"c\"}",
+            &url("/users"),
+        ],
+    )
+    .unwrap();
     assert_eq!((post.status, post.body.as_slice()), (201, &b"created"[..]));
     let stopped = mock.stop().unwrap();
     assert_eq!(stopped.status.code(), Some(0));
@@ -284,9 +367,18 @@ fn mock_refuses_bad_input() {
 
     // A capture with a connection but no HTTP on it.
     let pcap = dir.join("silent.pcap");
-    write_http_pcap(&pcap, ([10, 1, 0, 1], 40000), ([10, 1, 0, 2], 8080), &[(b"\x16\x03\x01 not http", b"")]).unwrap();
+    write_http_pcap(
+        &pcap,
+        ([10, 1, 0, 1], 40000),
+        ([10, 1, 0, 2], 8080),
+        &[(b"\x16\x03\x01 not http", b"")],
+    )
+    .unwrap();
     let silent = dir.join("silent-snap");
-    tapline::import(&pcap, &silent, Some(1)).unwrap().checked(tapline::TAPLINE_TIMEOUT).unwrap();
+    tapline::import(&pcap, &silent, Some(1))
+        .unwrap()
+        .checked(tapline::TAPLINE_TIMEOUT)
+        .unwrap();
     let r = run(&["mock", silent.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
     check_input_error(&r, "no HTTP request/response pairs").unwrap();
 
@@ -294,8 +386,24 @@ fn mock_refuses_bad_input() {
     let snap = snap.to_str().unwrap();
     let r = run(&["mock", snap, "--listen", "127.0.0.1:0", "--service", "nope"]);
     check_input_error(&r, "--service").unwrap();
-    let r = run(&["mock", snap, "--listen", "127.0.0.1:0", "--service", "10.9.9.9"]);
+    let r = run(&[
+        "mock",
+        snap,
+        "--listen",
+        "127.0.0.1:0",
+        "--service",
+        "10.9.9.9",
+    ]);
     check_input_error(&r, "10.1.0.1").unwrap();
+    let r = run(&[
+        "mock",
+        snap,
+        "--listen",
+        "127.0.0.1:0",
+        "--dependency",
+        "10.1.0.9",
+    ]);
+    check_input_error(&r, "servers seen: 10.1.0.2:8080").unwrap();
     let r = run(&["mock", snap, "--listen", "nowhere"]);
     check_input_error(&r, "--listen").unwrap();
     let r = run(&["mock", snap, "--listen", "127.0.0.1:0", "--min-score", "2"]);
@@ -307,5 +415,9 @@ fn mock_refuses_bad_input() {
     let r = run(&["mock", snap, "--listen", &addr]);
     check_no_crash(&r).unwrap();
     assert_eq!(r.code(), Some(3), "{}", r.stderr);
-    assert!(r.stderr.contains(&format!("cannot listen on {addr}")), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("cannot listen on {addr}")),
+        "{}",
+        r.stderr
+    );
 }

@@ -8,10 +8,10 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::bail;
-use tapline_mock::recorded::Skipped;
+use anyhow::{Context, bail};
 use tapline_mock::{
-    Index, Latency, MatchConfig, Mock, SequenceEnd, ServerConfig, ServiceSelector, Summary,
+    AddrSelector, Index, Latency, MatchConfig, Mock, Selection, SequenceEnd, ServerConfig, Skipped,
+    Summary,
 };
 
 use crate::cli::{MockAfterLast, MockArgs, MockLatency};
@@ -37,9 +37,18 @@ pub fn run(args: &MockArgs) -> anyhow::Result<u8> {
     let service = args
         .service
         .as_deref()
-        .map(str::parse::<ServiceSelector>)
+        .map(|s| s.parse::<AddrSelector>().context("--service"))
         .transpose()?;
-    let loaded = tapline_mock::load(&args.snapshot, service.as_ref())?;
+    let dependencies = args
+        .dependencies
+        .iter()
+        .map(|d| d.parse::<AddrSelector>().context("--dependency"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let selection = Selection {
+        service,
+        dependencies,
+    };
+    let loaded = tapline_mock::load(&args.snapshot, &selection)?;
     let skipped = loaded.skipped.clone();
     let index = Index::new(
         loaded.recorded,
@@ -59,10 +68,10 @@ pub fn run(args: &MockArgs) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "tapline mock: {} recorded responses from {} (outbound calls of {}{})",
+        "tapline mock: {} recorded responses from {} ({}{})",
         index.recorded().len(),
         args.snapshot.display(),
-        service.map_or_else(|| "every client".to_owned(), |s| s.to_string()),
+        selection_text(&selection),
         skipped_text(&skipped)
     )?;
     let width = index
@@ -118,20 +127,30 @@ pub fn run(args: &MockArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// "; skipped N of other clients, M incomplete" (empty when nothing was skipped).
+/// Which calls are answered, for the banner.
+fn selection_text(selection: &Selection) -> String {
+    let mut text = match selection.service {
+        Some(s) => format!("outbound calls of {s}"),
+        None => "calls of every client".to_owned(),
+    };
+    if !selection.dependencies.is_empty() {
+        let names: Vec<String> = selection
+            .dependencies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        text.push_str(&format!(" to {}", names.join(", ")));
+    }
+    text
+}
+
+/// "; skipped N of other clients, M incomplete or damaged" (empty when nothing was skipped).
 fn skipped_text(s: &Skipped) -> String {
-    let parts: Vec<String> = [
-        (s.other_client, "of other clients"),
-        (s.one_sided, "without a request or a response"),
-        (s.damaged, "incomplete or damaged"),
-        (s.upgrade, "protocol upgrades"),
-        (s.unparsable, "unparsable"),
-        (s.corrupt, "corrupt"),
-    ]
-    .iter()
-    .filter(|(n, _)| *n > 0)
-    .map(|(n, what)| format!("{n} {what}"))
-    .collect();
+    let parts: Vec<String> = s
+        .reasons()
+        .iter()
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
     if parts.is_empty() {
         String::new()
     } else {

@@ -17,11 +17,9 @@ pub enum MockError {
         /// What was found instead (pairs skipped and why, clients seen).
         detail: String,
     },
-    /// `--service` is neither an IP address nor `ip:port`.
-    #[error(
-        "--service {value:?}: expected an IP address or ip:port, such as 10.0.0.5 or 10.0.0.5:8080"
-    )]
-    BadService {
+    /// An address flag is neither an IP address nor `ip:port`.
+    #[error("{value:?} is not an IP address or ip:port (such as 10.0.0.5 or 10.0.0.5:8080)")]
+    BadAddress {
         /// What was given.
         value: String,
     },

@@ -1,8 +1,9 @@
 //! tapline mock: answers a service's outbound HTTP/1.1 calls from the responses recorded in a
 //! snapshot, so a service can run against its dependencies' real past behaviour.
 //!
-//! - [`recorded`] loads the usable request/response pairs of a snapshot (optionally only those
-//!   whose client is one service: its outbound calls);
+//! - [`mod@load`] reads the usable request/response pairs of a snapshot into [`recorded`]
+//!   exchanges (optionally only those whose client is one service, its outbound calls, or whose
+//!   server is one of some dependencies);
 //! - [`index`] is the matcher, a deterministic core without I/O: scope by `Host`, exact match
 //!   of (method, target, body), then the closest by the [`score`], the n-th identical call
 //!   answered by the n-th recorded answer;
@@ -15,6 +16,7 @@
 
 pub mod error;
 pub mod index;
+pub mod load;
 pub mod nomatch;
 pub mod recorded;
 pub mod render;
@@ -24,5 +26,6 @@ pub mod wire;
 
 pub use error::{MockError, RecordError};
 pub use index::{Decision, Index, MatchConfig, Request, Scope, SequenceEnd};
-pub use recorded::{Loaded, Recorded, ServiceSelector, load};
+pub use load::{AddrSelector, Loaded, Selection, Skipped, load};
+pub use recorded::Recorded;
 pub use server::{Latency, Mock, ServerConfig, Summary, bind, run};

@@ -205,7 +205,11 @@ impl Mock {
         };
         let tail: &[u8] = if close {
             out.extend_from_slice(&rendered.close_head);
-            if rendered.close_has_body { &r.response.body } else { &[] }
+            if rendered.close_has_body {
+                &r.response.body
+            } else {
+                &[]
+            }
         } else {
             &rendered.keep_alive
         };

@@ -1,9 +1,10 @@
 //! Crash recovery: cut a segment back to its last good frame.
 //!
-//! A writer that stops without sealing leaves a file of full capacity whose tail is zeros, or,
-//! if the machine went down mid-write, a torn last frame. `recover` scans the frames, keeps every
-//! good one and truncates the rest, so that the file reads cleanly and ends where a sealed
-//! segment would.
+//! A writer that stops without sealing leaves a file that ends after the last frame it wrote
+//! (with disk blocks allocated past the end, up to its capacity), or, if it died mid-write, a
+//! torn last frame; a writer that allocated the file's whole length up front leaves a zero tail.
+//! `recover` scans the frames, keeps every good one and truncates the rest (giving back blocks
+//! allocated past the end), so that the file reads cleanly and ends where a sealed segment would.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -30,7 +31,8 @@ pub struct Recovery {
 }
 
 /// Scans the segment at `path` and truncates a torn or corrupt tail so the file ends at the last
-/// good frame; reports what was kept and cut.
+/// good frame (which also frees disk blocks allocated past the end); reports what was kept and
+/// cut.
 ///
 /// Run it only on a segment no writer has open (after a crash, or on a copy).
 ///
@@ -63,9 +65,11 @@ pub fn recover(path: &Path) -> Result<Recovery, SegmentError> {
         (map.len() as u64, good_frames, frames.position(), damage)
     };
     let truncated_bytes = len - good_bytes;
+    // Even at the same length: that gives back disk blocks a writer that stopped without
+    // sealing had allocated past the end of the file.
+    file.set_len(good_bytes)
+        .map_err(|e| SegmentError::io(path, "truncating damaged tail", e))?;
     if truncated_bytes > 0 {
-        file.set_len(good_bytes)
-            .map_err(|e| SegmentError::io(path, "truncating damaged tail", e))?;
         file.sync_all()
             .map_err(|e| SegmentError::io(path, "syncing recovered segment", e))?;
     }

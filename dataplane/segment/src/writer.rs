@@ -5,9 +5,16 @@
 //!
 //! A store into a mapped page of a new (or preallocated) file first makes the kernel read the
 //! page, which for a hole or an unwritten extent means zero-filling it, and then marks it dirty:
-//! every byte is written twice, once as a zero. A `pwrite` of whole pages hands the kernel the
-//! final bytes at once, and sealing is a plain `write` of what is left (plus an `fsync` only when
-//! [`Durability::Sync`] asks for it). The file grows as it is written; nothing is preallocated.
+//! every byte is written twice, once as a zero. A `pwrite` hands the kernel the final bytes at
+//! once (it zero-fills nothing it is about to overwrite), one large write per megabyte or per
+//! [`publish`](SegmentWriter::publish), and sealing is a plain write of what is left, plus an
+//! `fsync` only when [`Durability::Sync`] asks for it.
+//!
+//! The file's disk blocks are allocated for the whole capacity at creation without changing its
+//! length (`fallocate` with `FALLOC_FL_KEEP_SIZE`): a full disk shows at creation, and ext4
+//! spends less per page on writes into blocks it has already allocated. The length grows as the
+//! frames are written; sealing (or dropping the writer) truncates the file to that same length,
+//! which gives back the blocks past it.
 //!
 //! # Safety argument for concurrent readers
 //!
@@ -22,12 +29,12 @@
 //! written, however the caller passed the offset across threads. Offsets the writer has not yet
 //! written are refused with [`SegmentError::BadOffset`], never read.
 //!
-//! The file is never truncated while the writer lives (the mapping's bytes below the watermark
-//! stay valid after sealing too), and deleting it (retention) leaves existing mappings intact.
+//! The file is never cut below the watermark (sealing truncates it to the length it already
+//! has), so the mapping's bytes below the watermark stay valid after sealing too, and deleting
+//! the file (retention) leaves existing mappings intact.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::IoSlice;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,10 +43,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::SegmentError;
-use crate::buffer::{DIRECT_MIN, STAGE_LEN, StageBuf, write_all_at, write_all_vectored_at};
+use crate::buffer::{STAGE_LEN, StageBuf, write_all_at};
 use crate::format::{
     FRAME_HEADER_LEN, FrameHeader, HEADER_LEN, SegmentHeader, SegmentKind, check_capacity,
-    frame_size, max_payload, pad16,
+    frame_size, max_payload,
 };
 use crate::reader::{Frames, payload_at};
 
@@ -88,11 +95,10 @@ impl Inner {
 /// An append copies the frame into a staging buffer (a memcpy and a crc32c, no allocation, no
 /// system call); when the buffer is full, at [`publish`](Self::publish) and at
 /// [`seal`](Self::seal) its contents are written to the file with one `pwrite`, and become
-/// readable through [`SharedSegment`]. Payloads of 32 KiB and more given to
-/// [`append`](Self::append) are written straight from the caller's slice.
+/// readable through [`SharedSegment`].
 ///
 /// Dropping the writer without sealing writes out what is buffered (errors ignored) and leaves
-/// the file unsealed; a process that dies loses what was buffered, at most 256 KiB.
+/// the file unsealed; a process that dies loses what was buffered, at most 1 MiB.
 pub struct SegmentWriter {
     inner: Arc<Inner>,
     file: File,
@@ -107,6 +113,8 @@ pub struct SegmentWriter {
     durability: Durability,
     /// A write failed part-way: the file may hold bytes past `used`, cut at sealing.
     torn_tail: bool,
+    /// Disk blocks were allocated past the end of the file, to be given back at sealing.
+    preallocated: bool,
 }
 
 impl fmt::Debug for SegmentWriter {
@@ -123,13 +131,15 @@ impl fmt::Debug for SegmentWriter {
 }
 
 impl SegmentWriter {
-    /// Creates the file at `path` (which must not exist), writes the header and maps it for
-    /// readers.
+    /// Creates the file at `path` (which must not exist), allocates disk blocks for `capacity`
+    /// bytes (where the file system can; its length stays that of the header), writes the
+    /// header and maps the file for readers.
     ///
     /// # Errors
     ///
     /// [`SegmentError::InvalidCapacity`] when `capacity` is under 96 bytes or not a multiple of
-    /// 16; [`SegmentError::Io`] when the file exists or cannot be created, written or mapped.
+    /// 16; [`SegmentError::Io`] when the file exists or cannot be created, allocated (a full
+    /// disk), written or mapped.
     pub fn create(
         path: &Path,
         kind: SegmentKind,
@@ -186,14 +196,8 @@ impl SegmentWriter {
             created_ns,
             capacity,
         };
-        if std::env::var_os("SEG_EXPERIMENT_FALLOC").is_some() {
-            use std::os::fd::AsRawFd;
-            // SAFETY: experiment.
-            let rc = unsafe {
-                libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, capacity as i64)
-            };
-            assert_eq!(rc, 0);
-        }
+        let preallocated = allocate_ahead(&file, capacity)
+            .map_err(|e| SegmentError::io(path, "allocating segment", e))?;
         // The header goes to the file at once, so that the file is a valid (empty) segment from
         // the start, whatever happens to the process.
         write_all_at(&file, &header.encode(), 0)
@@ -219,6 +223,7 @@ impl SegmentWriter {
             frames: 0,
             durability: Durability::default(),
             torn_tail: false,
+            preallocated,
         })
     }
 
@@ -237,9 +242,6 @@ impl SegmentWriter {
     /// then; appending again retries the write).
     #[inline]
     pub fn append(&mut self, payload: &[u8]) -> Result<Option<u64>, SegmentError> {
-        if payload.len() >= DIRECT_MIN {
-            return self.append_direct(payload);
-        }
         self.append_with(payload.len(), |dst| dst.copy_from_slice(payload))
     }
 
@@ -295,38 +297,6 @@ impl SegmentWriter {
         self.publish()?;
         self.buf.fit(size);
         Ok(())
-    }
-
-    /// Appends a large payload without copying it into the buffer: writes out the buffer, then
-    /// the frame header, the payload and its padding with one `pwritev`.
-    #[inline(never)]
-    fn append_direct(&mut self, payload: &[u8]) -> Result<Option<u64>, SegmentError> {
-        const ZEROS: [u8; 16] = [0; 16];
-        let len64 = payload.len() as u64;
-        if len64 > u64::from(u32::MAX) {
-            return Err(self.refuse(len64));
-        }
-        if !self.fits(payload.len()) {
-            return Ok(None);
-        }
-        self.publish()?;
-        let head = FrameHeader::encode(len64 as u32, crc32c::crc32c(payload));
-        let pad = (pad16(len64) - len64) as usize;
-        let mut parts = [
-            IoSlice::new(&head),
-            IoSlice::new(payload),
-            IoSlice::new(&ZEROS[..pad]),
-        ];
-        if let Err(e) = write_all_vectored_at(&self.file, &mut parts, self.used) {
-            self.torn_tail = true;
-            return Err(SegmentError::io(&self.inner.path, "writing segment", e));
-        }
-        let payload_at = self.used + FRAME_HEADER_LEN;
-        self.used = payload_at + pad16(len64);
-        self.written = self.used;
-        self.frames += 1;
-        self.inner.committed.store(self.written, Ordering::Release);
-        Ok(Some(payload_at))
     }
 
     #[cold]
@@ -440,13 +410,8 @@ impl SegmentWriter {
     pub fn seal(mut self) -> Result<PathBuf, SegmentError> {
         self.publish()?;
         let path = self.inner.path.clone();
-        if self.torn_tail {
-            // A failed write may have left part of a frame after the last complete one.
-            self.file
-                .set_len(self.used)
-                .map_err(|e| SegmentError::io(&path, "truncating sealed segment", e))?;
-            self.torn_tail = false;
-        }
+        self.trim()
+            .map_err(|e| SegmentError::io(&path, "truncating sealed segment", e))?;
         if self.durability == Durability::Sync {
             self.file
                 .sync_data()
@@ -456,11 +421,61 @@ impl SegmentWriter {
     }
 }
 
+impl SegmentWriter {
+    /// Cuts the file at `used`: drops what a failed write may have left after the last frame,
+    /// and gives back the blocks allocated ahead past the end (a truncation to the same length
+    /// does that on Linux).
+    fn trim(&mut self) -> std::io::Result<()> {
+        if self.torn_tail || self.preallocated {
+            self.file.set_len(self.used)?;
+            self.torn_tail = false;
+            self.preallocated = false;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for SegmentWriter {
-    /// Writes out what is buffered, so that a writer dropped without sealing leaves every frame
-    /// it accepted in the (unsealed) file. Errors cannot be reported here and are ignored.
+    /// Writes out what is buffered and gives back the blocks allocated ahead, so that a writer
+    /// dropped without sealing leaves every frame it accepted in an (unsealed) file that ends
+    /// after them. Errors cannot be reported here and are ignored.
     fn drop(&mut self) {
-        let _ = self.publish();
+        if self.publish().is_ok() {
+            let _ = self.trim();
+        }
+    }
+}
+
+/// Allocates disk blocks for the whole capacity without changing the file's length
+/// (`fallocate` with `FALLOC_FL_KEEP_SIZE`): a full disk is reported when the segment is created
+/// rather than in the middle of it, and writes then land in blocks already allocated, which costs
+/// ext4 less per page than allocating them as it goes. Returns whether it did (file systems
+/// without `fallocate` get nothing allocated ahead).
+fn allocate_ahead(file: &File, capacity: u64) -> std::io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let len = libc::off_t::try_from(capacity)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        loop {
+            // SAFETY: plain system call on a valid, owned descriptor.
+            let rc =
+                unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+            if rc == 0 {
+                return Ok(true);
+            }
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL) => return Ok(false),
+                _ => return Err(e),
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, capacity);
+        Ok(false)
     }
 }
 

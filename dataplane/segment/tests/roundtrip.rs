@@ -173,10 +173,9 @@ fn oversized_payload_refused_by_writer() {
     );
 }
 
-/// Payload `i` of a mixed stream: mostly small, every 997th a large one (written straight to
-/// the file, not through the buffer).
+/// Payload `i` of a mixed stream: mostly small, every 997th a large one.
 fn mixed(i: u32) -> Vec<u8> {
-    if i % 997 == 0 {
+    if i.is_multiple_of(997) {
         let len = 40_000 + (i % 100) as usize;
         (0..len).map(|j| (j as u32 ^ i) as u8).collect()
     } else {

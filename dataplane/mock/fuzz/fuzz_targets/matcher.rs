@@ -12,11 +12,36 @@ use tapline_mock::wire::{Limits, Parse, parse_request};
 use tapline_mock::{Index, MatchConfig, Mock, Recorded, ServerConfig};
 
 const RECORDED: [(&[u8], &[u8], &[u8], &[u8]); 5] = [
-    (b"GET /users/1?x=1 HTTP/1.1\r\nHost: users\r\nAccept: */*\r\n\r\n", b"", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", b"alice"),
-    (b"GET /users/1?x=1 HTTP/1.1\r\nHost: users\r\nAccept: */*\r\n\r\n", b"", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"bob"),
-    (b"POST /orders HTTP/1.1\r\nHost: orders:8080\r\nContent-Length: 19\r\n\r\n", b"{\"item\":[1,{\"a\":2}]}", b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n", b"ok"),
-    (b"HEAD /health HTTP/1.0\r\n\r\n", b"", b"HTTP/1.1 204 No Content\r\n\r\n", b""),
-    (b"PUT /o/123e4567-e89b-12d3-a456-426614174000 HTTP/1.1\r\nHost: orders:8080\r\n\r\n", b"\x00\xff", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", b""),
+    (
+        b"GET /users/1?x=1 HTTP/1.1\r\nHost: users\r\nAccept: */*\r\n\r\n",
+        b"",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+        b"alice",
+    ),
+    (
+        b"GET /users/1?x=1 HTTP/1.1\r\nHost: users\r\nAccept: */*\r\n\r\n",
+        b"",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"bob",
+    ),
+    (
+        b"POST /orders HTTP/1.1\r\nHost: orders:8080\r\nContent-Length: 19\r\n\r\n",
+        b"{\"item\":[1,{\"a\":2}]}",
+        b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n",
+        b"ok",
+    ),
+    (
+        b"HEAD /health HTTP/1.0\r\n\r\n",
+        b"",
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        b"",
+    ),
+    (
+        b"PUT /o/123e4567-e89b-12d3-a456-426614174000 HTTP/1.1\r\nHost: orders:8080\r\n\r\n",
+        b"\x00\xff",
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+        b"",
+    ),
 ];
 
 fn mock() -> &'static Mock {
@@ -41,12 +66,18 @@ fn mock() -> &'static Mock {
                 .ok()
             })
             .collect();
-        Mock::new(Index::new(recorded, MatchConfig::default()), ServerConfig::default())
+        Mock::new(
+            Index::new(recorded, MatchConfig::default()),
+            ServerConfig::default(),
+        )
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_head: 4096, max_body: 65536 };
+    let limits = Limits {
+        max_head: 4096,
+        max_body: 65536,
+    };
     let mut rest = data;
     let mut out = Vec::new();
     for _ in 0..16 {

@@ -68,7 +68,11 @@ fn respond(mock: &Mock, request: &[u8]) -> (String, Duration, bool) {
     let mut out = Vec::new();
     let responded = mock.respond(&parsed, &mut out);
     out.extend_from_slice(responded.direct.unwrap_or_default());
-    (String::from_utf8(out).unwrap(), responded.delay, responded.close)
+    (
+        String::from_utf8(out).unwrap(),
+        responded.delay,
+        responded.close,
+    )
 }
 
 #[test]
@@ -233,4 +237,51 @@ fn binding_a_taken_address_names_it() {
             .starts_with(&format!("cannot listen on {addr}: ")),
         "{err}"
     );
+}
+
+#[test]
+fn large_bodies_are_written_whole_after_what_is_buffered() {
+    let body: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+    let recorded = Recorded::from_wire(&WireExchange {
+        id: 1,
+        start_ns: 1,
+        client: "10.0.0.1:1".parse().unwrap(),
+        server: "10.0.0.2:80".parse().unwrap(),
+        request_head: b"GET /big HTTP/1.1\r\nHost: dep\r\n\r\n",
+        request_body: b"",
+        response_head: head.as_bytes(),
+        response_body: &body,
+        response_trailers: b"",
+        latency: Duration::ZERO,
+    })
+    .unwrap();
+    let m = Mock::new(
+        Index::new(vec![recorded], MatchConfig::default()),
+        ServerConfig::default(),
+    );
+    let want_head = format!(
+        "HTTP/1.1 200 OK\r\nX-Tapline-Mock: matched\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let expected: Vec<u8> = [want_head.as_bytes(), &body].concat();
+    let summary = over_loopback(m, move |addr| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // A no-match answer (buffered) then the large one (written directly), pipelined.
+        s.write_all(
+            b"GET /nope HTTP/1.1\r\nHost: dep\r\n\r\nGET /big HTTP/1.1\r\nHost: dep\r\n\r\n",
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 65536];
+        while !got.ends_with(&expected) {
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed after {} bytes", got.len());
+            got.extend_from_slice(&chunk[..n]);
+        }
+        assert!(got.starts_with(b"HTTP/1.1 599 "));
+    });
+    assert_eq!((summary.exact, summary.unmatched), (1, 1));
 }

@@ -56,19 +56,32 @@ fn structured(data: &[u8]) {
     let mut w = SegmentWriter::create(&path, SegmentKind::RRPairs, 0, capacity).expect("create");
     let mut written = Vec::new();
     let mut chunks = body;
+    // Publish after every frame, or only once at the end.
+    let publish_each = *op & 0x40 != 0;
+    let shared = w.shared();
     while let [len, tail @ ..] = chunks {
         let n = (*len as usize).min(tail.len()).max(1);
         let payload = tail.get(..n).unwrap_or(&[1]);
         match w.append(payload).expect("append") {
             Some(off) => {
                 assert_eq!(off % 16, 0);
-                assert_eq!(w.shared().payload(off).expect("shared read"), payload);
+                assert!(shared.payload(off).is_err(), "readable before publish");
+                if publish_each {
+                    w.publish().expect("publish");
+                    assert_eq!(shared.payload(off).expect("shared read"), payload);
+                }
                 written.push(payload.to_vec());
             }
             None => assert!(!w.fits(payload.len())),
         }
         chunks = tail.get(n..).unwrap_or_default();
     }
+    w.publish().expect("publish");
+    let visible: Vec<Vec<u8>> = shared
+        .frames()
+        .map(|f| f.expect("published frame").payload.to_vec())
+        .collect();
+    assert_eq!(visible, written);
     let sealed = *op & 0x80 == 0;
     let mut file = if sealed {
         w.seal().expect("seal");

@@ -1,7 +1,8 @@
-//! Unit tests of the writer: publication, buffering, direct writes, sealing.
+//! Unit tests of the writer: publication, buffering, sealing.
 
 use super::*;
-use crate::buffer::{DIRECT_MIN, STAGE_LEN};
+use crate::buffer::STAGE_LEN;
+use crate::format::pad16;
 
 fn assert_send_sync<T: Send + Sync>() {}
 
@@ -98,21 +99,21 @@ fn a_full_buffer_is_written_out_without_publish() {
 }
 
 #[test]
-fn large_payloads_go_straight_to_the_file() {
+fn large_payloads_are_staged_like_small_ones() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = writer(dir.path(), 8 << 20);
     let s = w.shared();
     let small = w.append(b"small").unwrap().unwrap();
-    let big: Vec<u8> = (0..DIRECT_MIN + 3).map(|i| (i % 253) as u8).collect();
+    let big: Vec<u8> = (0..100_003).map(|i| (i % 253) as u8).collect();
     let at = w.append(&big).unwrap().unwrap();
-    // Writing the large frame wrote the buffered one before it.
-    assert_eq!(w.pending(), 0);
-    assert_eq!(s.payload(small).unwrap(), b"small");
-    assert_eq!(s.payload(at).unwrap(), big.as_slice());
     assert_eq!(at % 16, 0);
     assert_eq!(w.used(), at + pad16(big.len() as u64));
     let after = w.append(b"after").unwrap().unwrap();
     assert_eq!(after, at + pad16(big.len() as u64) + FRAME_HEADER_LEN);
+    assert!(s.payload(at).is_err(), "not published yet");
+    w.publish().unwrap();
+    assert_eq!(s.payload(small).unwrap(), b"small");
+    assert_eq!(s.payload(at).unwrap(), big.as_slice());
     let path = w.seal().unwrap();
     let seg = crate::Segment::open(&path).unwrap();
     let all: Vec<_> = seg.frames().map(|f| f.unwrap().payload.to_vec()).collect();
@@ -161,4 +162,32 @@ fn drop_writes_out_the_buffer_and_sync_seals() {
     let p = w.seal().unwrap();
     let seg = crate::Segment::open(&p).unwrap();
     assert_eq!(seg.frames().next().unwrap().unwrap().payload, b"synced");
+}
+
+/// Bytes of disk the file occupies.
+fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+#[test]
+fn blocks_allocated_ahead_are_given_back_at_seal_and_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = 8 << 20;
+    let mut w = writer(dir.path(), cap);
+    let p = w.path().to_path_buf();
+    // On a file system with fallocate, the capacity is allocated but the length is the header.
+    let ahead = allocated(&p) >= cap;
+    assert_eq!(std::fs::metadata(&p).unwrap().len(), HEADER_LEN);
+    w.append(&[5; 1000]).unwrap().unwrap();
+    w.seal().unwrap();
+    assert!(allocated(&p) < 1 << 20, "sealed: {} bytes", allocated(&p));
+
+    let q = dir.path().join("b.seg");
+    let mut w = SegmentWriter::create(&q, SegmentKind::Packets, 1, cap).unwrap();
+    assert_eq!(allocated(&q) >= cap, ahead);
+    w.append(&[5; 1000]).unwrap().unwrap();
+    drop(w);
+    assert!(allocated(&q) < 1 << 20, "dropped: {} bytes", allocated(&q));
+    assert_eq!(std::fs::metadata(&q).unwrap().len(), HEADER_LEN + 1024);
 }
