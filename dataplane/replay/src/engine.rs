@@ -52,12 +52,17 @@ const WARMUP: Duration = Duration::from_millis(20);
 /// # Errors
 /// [`ReplayError::Runtime`] when the runtime or the timer thread cannot start.
 pub fn run(plan: Arc<Plan>, settings: &Settings) -> Result<RunResult, ReplayError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(settings.threads.max(1))
-        .thread_name("tapline-replay")
-        .enable_all()
-        .build()
-        .map_err(ReplayError::Runtime)?;
+    // One core: every task on this thread, without hand-offs between threads.
+    let runtime = if settings.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(settings.threads)
+            .thread_name("tapline-replay")
+            .enable_all()
+            .build()
+    }
+    .map_err(ReplayError::Runtime)?;
     let start = Instant::now() + WARMUP;
     let schedule = match settings.rate {
         Rate::Factor(f) => {

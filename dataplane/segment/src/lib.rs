@@ -39,9 +39,9 @@
 //! `len u32 | crc32c u32 | 8 reserved zero bytes`, then `len` payload bytes, then zero padding to
 //! the next multiple of 16. The crc covers the payload. Since the mapping is page-aligned, every
 //! payload starts at a 16-byte-aligned address. `len = 0` (a zero frame header) marks the end:
-//! the rest of a file allocated to its capacity up front is zeros. This crate's writer grows the
-//! file as it writes, so its files (sealed or not) end just after their last frame, and the end
-//! of the file also ends the frames.
+//! the rest of a file whose length was set to its capacity up front is zeros. This crate's writer
+//! grows the file as it writes, so its files (sealed or not) end just after their last frame,
+//! and the end of the file also ends the frames.
 //!
 //! A reader checks every frame (length within the file, reserved bytes and padding zero, crc) and
 //! stops at the first that fails, reporting its offset; it never returns damaged bytes as data.

@@ -2,9 +2,10 @@
 //!
 //! A writer that stops without sealing leaves a file that ends after the last frame it wrote
 //! (with disk blocks allocated past the end, up to its capacity), or, if it died mid-write, a
-//! torn last frame; a writer that allocated the file's whole length up front leaves a zero tail.
-//! `recover` scans the frames, keeps every good one and truncates the rest (giving back blocks
-//! allocated past the end), so that the file reads cleanly and ends where a sealed segment would.
+//! torn last frame; a writer that set the file's length to its capacity up front leaves a zero
+//! tail. `recover` scans the frames, keeps every good one and truncates the rest (giving back
+//! blocks allocated past the end), so that the file reads cleanly and ends where a sealed
+//! segment would.
 
 use std::fs::OpenOptions;
 use std::path::Path;

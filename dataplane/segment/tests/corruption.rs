@@ -365,3 +365,28 @@ fn header_crc_matches_reference() {
     );
     assert_eq!(crc32c_of(b"123456789"), 0xe306_9283);
 }
+
+#[test]
+fn a_writer_that_dies_keeps_what_it_published() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.seg");
+    let mut w = SegmentWriter::create(&path, SegmentKind::Packets, 0, 8 << 20).unwrap();
+    w.append(b"published").unwrap();
+    w.publish().unwrap();
+    w.append(b"only buffered").unwrap();
+    // No destructor runs when a process dies: the buffer is lost, the file is not trimmed.
+    std::mem::forget(w);
+    let (good, err) = scan(&path);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(good, vec![b"published".to_vec()]);
+    let r = recover(&path).unwrap();
+    assert_eq!((r.good_frames, r.truncated_bytes), (1, 0));
+    // Blocks allocated ahead past the end of the file were given back.
+    let meta = std::fs::metadata(&path).unwrap();
+    assert!(
+        meta.blocks() * 512 < 1 << 20,
+        "{} bytes",
+        meta.blocks() * 512
+    );
+}
