@@ -219,6 +219,19 @@ impl Pipeline {
         &self.counts
     }
 
+    /// Hands every packet dispatched so far to the workers now, without waiting for full
+    /// batches: a live capture calls it when traffic is slow, so pairs appear as they happen.
+    ///
+    /// # Errors
+    /// When the packet segments cannot be written.
+    pub fn flush(&mut self) -> Result<(), ImportError> {
+        self.packet_store
+            .publish()
+            .map_err(|e| SnapshotError::Segment(self.layout.packets_dir(), e))?;
+        self.dispatcher.flush();
+        Ok(())
+    }
+
     /// RRPairs stored so far.
     pub fn pairs_written(&self) -> u64 {
         self.pairs_written.load(Ordering::Relaxed)
@@ -385,11 +398,16 @@ impl Dispatcher {
         }
     }
 
-    fn finish(mut self) {
+    /// Sends every partly filled batch (the caller has published their frames).
+    fn flush(&mut self) {
         for worker in 0..self.pending.len() {
             let batch = self.pending[worker].take();
             self.send(worker, batch);
         }
+    }
+
+    fn finish(mut self) {
+        self.flush();
     }
 }
 

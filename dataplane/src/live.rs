@@ -391,6 +391,8 @@ fn capture_loop(
             next_checkpoint = now + CHECKPOINT_EVERY;
         }
         if drained == 0 {
+            // Quiet moment: let the workers see what is waiting in part-filled batches.
+            pipeline.flush()?;
             std::thread::sleep(IDLE_SLEEP);
         }
     }
