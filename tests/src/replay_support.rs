@@ -274,3 +274,166 @@ pub fn report_json(dir: &Path) -> Result<serde_json::Value> {
         reason: format!("{}: {e}", path.display()),
     })
 }
+
+/// Ports inside a shop recording's namespace: the service, its dependency, `tapline mock` and
+/// the build replays go to.
+pub mod ports {
+    /// The recorded service.
+    pub const SERVICE: u16 = 8080;
+    /// Its dependency.
+    pub const DEPENDENCY: u16 = 8081;
+    /// `tapline mock` of the recording.
+    pub const MOCK: u16 = 8085;
+    /// The build under test.
+    pub const TARGET: u16 = 8090;
+}
+
+/// One request as the shop's client saw it: method, path, status.
+pub type Seen = (String, String, u16);
+
+/// A recording of the shop service (`replay_service.py` calling `replay_dependency.py`) made in
+/// a fresh namespace, which is kept for the replays: the snapshot, a scratch folder, and what
+/// the client saw, one entry per request.
+#[derive(Debug)]
+pub struct Shop {
+    guard: crate::NetnsGuard,
+    dir: tempfile::TempDir,
+    /// The imported snapshot (both the service's and the dependency's pairs).
+    pub snapshot: PathBuf,
+    /// What the client saw.
+    pub seen: Vec<Seen>,
+}
+
+impl Shop {
+    /// Records `replay_client.py CLIENT_ARGS` against the shop with tcpdump on the namespace's
+    /// loopback, and imports the capture.
+    ///
+    /// # Errors
+    /// When the namespace, a process, the capture or the import fails.
+    pub fn record(test: &str, client_args: &[&str]) -> Result<Self> {
+        use ports::{DEPENDENCY, SERVICE};
+        let guard = crate::NetnsGuard::new(test)?;
+        let dir = tempfile::tempdir().map_err(|e| E2eError::io("tempdir", e))?;
+        let ns = &guard.a;
+        let dependency = python(
+            Some(ns),
+            "replay_dependency.py",
+            &["--port", &DEPENDENCY.to_string()],
+        )?;
+        let dependency_url = format!("http://127.0.0.1:{DEPENDENCY}");
+        let service = python(
+            Some(ns),
+            "replay_service.py",
+            &[
+                "--port",
+                &SERVICE.to_string(),
+                "--dependency",
+                &dependency_url,
+            ],
+        )?;
+        let pcap = dir.path().join("shop.pcap");
+        let (s, d) = (SERVICE.to_string(), DEPENDENCY.to_string());
+        let capture =
+            LoopbackCapture::start(ns, &pcap, &["tcp", "port", &s, "or", "tcp", "port", &d])?;
+        let client = crate::run_checked(
+            ns.command(scripts::python())
+                .arg(scripts::path("replay_client.py"))
+                .args(["--port", &s])
+                .args(client_args),
+            Duration::from_secs(120),
+        )?;
+        capture.stop()?;
+        drop(service);
+        drop(dependency);
+        let snapshot = dir.path().join("snapshot");
+        crate::tapline::import(&pcap, &snapshot, None)?.checked(crate::tapline::TAPLINE_TIMEOUT)?;
+        let seen = client
+            .stdout_text()
+            .lines()
+            .map(parse_seen)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Shop {
+            guard,
+            dir,
+            snapshot,
+            seen,
+        })
+    }
+
+    /// The namespace everything runs in.
+    pub fn ns(&self) -> &Netns {
+        &self.guard.a
+    }
+
+    /// A path in the recording's scratch folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `tapline ARGS` inside the namespace.
+    ///
+    /// # Errors
+    /// When the binary cannot be found, built or started.
+    pub fn tapline(&self, args: &[&str]) -> Result<crate::Run> {
+        let mut command = self.ns().command(crate::tapline::binary()?);
+        command.args(args).env("TAPLINE_LOG", "warn");
+        crate::run_with_timeout(&mut command, REPLAY_TIMEOUT)
+    }
+
+    /// `tapline replay SNAPSHOT --target http://127.0.0.1:PORT --filter port=8080 EXTRA...`.
+    ///
+    /// # Errors
+    /// As [`Shop::tapline`].
+    pub fn replay(&self, port: u16, extra: &[&str]) -> Result<crate::Run> {
+        let snapshot = self.snapshot.to_string_lossy().into_owned();
+        let target = format!("http://127.0.0.1:{port}");
+        let filter = format!("port={}", ports::SERVICE);
+        let mut args = vec![
+            "replay", &snapshot, "--target", &target, "--filter", &filter,
+        ];
+        args.extend_from_slice(extra);
+        self.tapline(&args)
+    }
+
+    /// Starts a build of the shop service on `port` calling the dependency on `dependency`,
+    /// with extra flags (`--fixed`, `--delay-ms N`).
+    ///
+    /// # Errors
+    /// When it does not start.
+    pub fn service(&self, port: u16, dependency: u16, extra: &[&str]) -> Result<Background> {
+        let port = port.to_string();
+        let dependency = format!("http://127.0.0.1:{dependency}");
+        let mut args = vec!["--port", &port, "--dependency", &dependency];
+        args.extend_from_slice(extra);
+        python(Some(self.ns()), "replay_service.py", &args)
+    }
+
+    /// Starts `tapline mock` of the recording on [`ports::MOCK`].
+    ///
+    /// # Errors
+    /// When it does not start listening within 60 s.
+    pub fn mock(&self) -> Result<Background> {
+        let mut command = self.ns().command(crate::tapline::binary()?);
+        command
+            .arg("mock")
+            .arg(&self.snapshot)
+            .args(["--listen", &format!("127.0.0.1:{}", ports::MOCK)])
+            .env("TAPLINE_LOG", "warn");
+        Background::spawn_until(&mut command, "listening on", Duration::from_secs(60))
+    }
+}
+
+/// Reads one line of `replay_client.py`'s output.
+fn parse_seen(line: &str) -> Result<Seen> {
+    let bad = |reason: &str| E2eError::Output {
+        tool: "replay_client.py".to_owned(),
+        reason: format!("{reason}: {line}"),
+    };
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|_| bad("not JSON"))?;
+    let text = |key: &str| v[key].as_str().map(str::to_owned).ok_or_else(|| bad(key));
+    let status = v["status"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .ok_or_else(|| bad("status"))?;
+    Ok((text("method")?, text("path")?, status))
+}

@@ -54,7 +54,9 @@ const WARMUP: Duration = Duration::from_millis(20);
 pub fn run(plan: Arc<Plan>, settings: &Settings) -> Result<RunResult, ReplayError> {
     // One core: every task on this thread, without hand-offs between threads.
     let runtime = if settings.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(settings.threads)

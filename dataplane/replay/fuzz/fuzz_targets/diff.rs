@@ -23,9 +23,25 @@ fuzz_target!(|data: &[u8]| {
         ignore.add(&rule);
     }
     let headers: &[(&str, &[u8])] = &[("Content-Type", b"application/json")];
-    let (diffs, total) = compare(&expected, &Observed { status: 200, headers, body: b }, &ignore);
+    let (diffs, total) = compare(
+        &expected,
+        &Observed {
+            status: 200,
+            headers,
+            body: b,
+        },
+        &ignore,
+    );
     assert!(diffs.len() <= MAX_DIFFERENCES && diffs.len() <= total);
-    let (same, n) = compare(&expected, &Observed { status: 200, headers, body: a }, &ignore);
+    let (same, n) = compare(
+        &expected,
+        &Observed {
+            status: 200,
+            headers,
+            body: a,
+        },
+        &ignore,
+    );
     assert!(same.is_empty() && n == 0);
     for d in &diffs {
         let _ = d.line();

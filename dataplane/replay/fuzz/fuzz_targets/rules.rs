@@ -36,7 +36,13 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again, pattern);
         let path: Vec<Step> = data
             .iter()
-            .map(|&b| if b % 2 == 0 { Step::Index(usize::from(b)) } else { Step::Key((b as char).to_string()) })
+            .map(|&b| {
+                if b % 2 == 0 {
+                    Step::Index(usize::from(b))
+                } else {
+                    Step::Key((b as char).to_string())
+                }
+            })
             .collect();
         let _ = pattern.covers(&path);
     }

