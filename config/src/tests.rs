@@ -327,3 +327,9 @@ fn validate_checks_values_set_after_loading() {
          --flags: segments.capacity: must be between 1MiB and 4GiB, found 8GiB"
     );
 }
+
+#[test]
+fn replay_section_is_left_to_the_replay_command() {
+    let config = Config::from_toml("[replay]\nignore = [\"header:X-Id\"]\n", "t.toml").unwrap();
+    assert_eq!(config, Config::default());
+}
