@@ -1,16 +1,15 @@
 //! A tcpdump capture running inside a network namespace, stopped cleanly.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::process::describe;
+use crate::process::{describe, kill_and_collect, watch_lines};
 use crate::{E2eError, Netns, Result};
 
 /// How long tcpdump may take to start listening.
@@ -70,7 +69,10 @@ impl Tcpdump {
             source,
         })?;
         let (ready_tx, ready_rx) = mpsc::channel();
-        let stderr = child.stderr.take().map(|pipe| watch(pipe, ready_tx));
+        let stderr = child
+            .stderr
+            .take()
+            .map(|pipe| watch_lines(pipe, "listening on", ready_tx));
         let mut capture = Self {
             child,
             file: file.to_owned(),
@@ -102,11 +104,11 @@ impl Tcpdump {
     pub fn stop(mut self) -> Result<TcpdumpSummary> {
         let pid = Pid::from_raw(self.child.id().cast_signed());
         let _ = kill(pid, Signal::SIGINT);
-        let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+        let deadline = Instant::now() + STOP_TIMEOUT;
         loop {
             match self.child.try_wait() {
                 Ok(Some(_)) => break,
-                Ok(None) if std::time::Instant::now() < deadline => {
+                Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 _ => {
@@ -132,12 +134,7 @@ impl Tcpdump {
 
     /// Kills tcpdump (our own child) and returns what it printed.
     fn finish_now(&mut self) -> Vec<String> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default()
+        kill_and_collect(&mut self.child, &mut self.stderr)
     }
 }
 
@@ -149,19 +146,23 @@ impl Drop for Tcpdump {
     }
 }
 
-/// Collects tcpdump's stderr lines, signalling `ready` at "listening on".
-fn watch(pipe: ChildStderr, ready: mpsc::Sender<()>) -> JoinHandle<Vec<String>> {
-    std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if line.contains("listening on") {
-                let _ = ready.send(());
-            }
-            lines.push(line);
+/// Waits until `file` has not grown for `quiet`, at most `limit` (libpcap hands packets over
+/// in blocks: a capture stopped before the last block lands loses it).
+pub fn wait_until_settled(file: &Path, quiet: Duration, limit: Duration) {
+    let size = || std::fs::metadata(file).map_or(0, |m| m.len());
+    let started = Instant::now();
+    let mut last = size();
+    let mut since = Instant::now();
+    while started.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = size();
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= quiet {
+            return;
         }
-        lines
-    })
+    }
 }
 
 /// Reads "N packets captured" and "N packets dropped by kernel" from tcpdump's last words.

@@ -20,6 +20,7 @@ pub mod error;
 pub mod live;
 pub mod mock_support;
 pub mod netns;
+pub mod pcap;
 pub mod privilege;
 pub mod process;
 pub mod replay_support;

@@ -2,7 +2,7 @@
 //! HTTP service and its client), a running `tapline mock` stopped with SIGTERM, `curl`
 //! through it, waiting for a capture to settle, and hand-made captures for tests without root.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+pub use crate::capture::wait_until_settled;
+use crate::pcap::{PcapBuilder, connection, frame};
 use crate::process::{describe, run_with_timeout};
 use crate::{E2eError, Result};
 
@@ -132,25 +134,6 @@ pub fn write_script(dir: &Path, name: &str, text: &str) -> Result<PathBuf> {
         reason: format!("{}: {e}", path.display()),
     })?;
     Ok(path)
-}
-
-/// Waits until `file` has not grown for `quiet` (tcpdump hands packets over in blocks, so the
-/// tail of a capture lands up to about a second after the last packet); gives up after
-/// `limit`.
-pub fn wait_until_settled(file: &Path, quiet: Duration, limit: Duration) {
-    let started = Instant::now();
-    let mut size = std::fs::metadata(file).map_or(0, |m| m.len());
-    let mut since = Instant::now();
-    while started.elapsed() < limit {
-        std::thread::sleep(Duration::from_millis(100));
-        let now = std::fs::metadata(file).map_or(0, |m| m.len());
-        if now != size {
-            size = now;
-            since = Instant::now();
-        } else if since.elapsed() >= quiet {
-            return;
-        }
-    }
 }
 
 /// A `tapline mock` running in the background; stopped with SIGTERM, killed on drop.
@@ -369,79 +352,11 @@ pub fn write_http_pcap(
     server: ([u8; 4], u16),
     exchanges: &[(&[u8], &[u8])],
 ) -> std::io::Result<()> {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    // pcap global header: magic, v2.4, zone, sigfigs, snaplen, LINKTYPE_ETHERNET.
-    file.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
-    file.write_all(&2u16.to_le_bytes())?;
-    file.write_all(&4u16.to_le_bytes())?;
-    file.write_all(&[0; 8])?;
-    file.write_all(&65535u32.to_le_bytes())?;
-    file.write_all(&1u32.to_le_bytes())?;
-    let (mut cseq, mut sseq) = (1000u32, 5000u32);
+    let mut pcap = PcapBuilder::new();
     let mut usec = 0u32;
-    let mut packet =
-        |file: &mut dyn Write, from_client: bool, flags: u8, seq: u32, ack: u32, data: &[u8]| {
-            usec += 100;
-            let (src, dst) = if from_client {
-                (client, server)
-            } else {
-                (server, client)
-            };
-            let frame = frame(src, dst, flags, seq, ack, data);
-            let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
-            file.write_all(&1_700_000_000u32.to_le_bytes())?;
-            file.write_all(&usec.to_le_bytes())?;
-            file.write_all(&len.to_le_bytes())?;
-            file.write_all(&len.to_le_bytes())?;
-            file.write_all(&frame)
-        };
-    const SYN: u8 = 0x02;
-    const ACK: u8 = 0x10;
-    const PSH_ACK: u8 = 0x18;
-    const FIN_ACK: u8 = 0x11;
-    packet(&mut file, true, SYN, cseq, 0, &[])?;
-    packet(&mut file, false, SYN | ACK, sseq, cseq + 1, &[])?;
-    cseq += 1;
-    sseq += 1;
-    packet(&mut file, true, ACK, cseq, sseq, &[])?;
-    for (request, response) in exchanges {
-        for piece in request.chunks(1400) {
-            packet(&mut file, true, PSH_ACK, cseq, sseq, piece)?;
-            cseq = cseq.wrapping_add(u32::try_from(piece.len()).unwrap_or(0));
-        }
-        for piece in response.chunks(1400) {
-            packet(&mut file, false, PSH_ACK, sseq, cseq, piece)?;
-            sseq = sseq.wrapping_add(u32::try_from(piece.len()).unwrap_or(0));
-        }
-    }
-    packet(&mut file, true, FIN_ACK, cseq, sseq, &[])?;
-    packet(&mut file, false, FIN_ACK, sseq, cseq + 1, &[])?;
-    packet(&mut file, true, ACK, cseq + 1, sseq + 1, &[])?;
-    file.flush()
-}
-
-/// An Ethernet + IPv4 + TCP frame (checksums left zero; tapline does not check them).
-fn frame(
-    src: ([u8; 4], u16),
-    dst: ([u8; 4], u16),
-    flags: u8,
-    seq: u32,
-    ack: u32,
-    data: &[u8],
-) -> Vec<u8> {
-    let mut f = Vec::with_capacity(54 + data.len());
-    f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
-    let total = u16::try_from(40 + data.len()).unwrap_or(u16::MAX);
-    f.extend_from_slice(&[0x45, 0]);
-    f.extend_from_slice(&total.to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&src.1.to_be_bytes());
-    f.extend_from_slice(&dst.1.to_be_bytes());
-    f.extend_from_slice(&seq.to_be_bytes());
-    f.extend_from_slice(&ack.to_be_bytes());
-    f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    f.extend_from_slice(data);
-    f
+    connection((1000, 5000), exchanges.iter().copied(), |segment| {
+        usec += 100;
+        pcap.record(1_700_000_000, usec, &frame(client, server, &segment));
+    });
+    std::fs::write(path, pcap.into_bytes())
 }

@@ -1,7 +1,8 @@
 //! Running programs with a time limit and collecting what they print.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -215,6 +216,40 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<Vec<u8>> {
         }
         bytes
     })
+}
+
+/// Collects the lines of `pipe` on a thread, signalling `ready` at each line that contains
+/// `marker` (such as tcpdump's "listening on").
+pub fn watch_lines<R: Read + Send + 'static>(
+    pipe: R,
+    marker: &'static str,
+    ready: mpsc::Sender<()>,
+) -> JoinHandle<Vec<String>> {
+    thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if line.contains(marker) {
+                let _ = ready.send(());
+            }
+            lines.push(line);
+        }
+        lines
+    })
+}
+
+/// Kills `child` (our own, by its handle), reaps it, and returns the lines its `watcher`
+/// (from [`watch_lines`]) collected.
+pub fn kill_and_collect(
+    child: &mut Child,
+    watcher: &mut Option<JoinHandle<Vec<String>>>,
+) -> Vec<String> {
+    let _ = child.kill();
+    let _ = child.wait();
+    watcher
+        .take()
+        .and_then(|h| h.join().ok())
+        .unwrap_or_default()
 }
 
 /// The last `max` bytes of `text` (on a character boundary).

@@ -3,7 +3,6 @@
 //! once its file has settled, hand-made captures for tests without root, and reading the
 //! reports replay writes.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -13,7 +12,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::process::describe;
+pub use crate::capture::wait_until_settled;
+use crate::pcap::{PcapBuilder, connection, frame};
+use crate::process::{describe, kill_and_collect, watch_lines};
 use crate::{Background, E2eError, Netns, Result, scripts};
 
 /// Time allowed for a replay run.
@@ -75,19 +76,10 @@ impl LoopbackCapture {
             source,
         })?;
         let (ready_tx, ready_rx) = mpsc::channel();
-        let stderr = child.stderr.take().map(|pipe| {
-            std::thread::spawn(move || {
-                let mut lines = Vec::new();
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if line.contains("listening on") {
-                        let _ = ready_tx.send(());
-                    }
-                    lines.push(line);
-                }
-                lines
-            })
-        });
+        let stderr = child
+            .stderr
+            .take()
+            .map(|pipe| watch_lines(pipe, "listening on", ready_tx));
         let mut capture = Self {
             child,
             file: file.to_owned(),
@@ -133,12 +125,7 @@ impl LoopbackCapture {
     }
 
     fn kill_now(&mut self) -> Vec<String> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default()
+        kill_and_collect(&mut self.child, &mut self.stderr)
     }
 }
 
@@ -146,24 +133,6 @@ impl Drop for LoopbackCapture {
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             self.kill_now();
-        }
-    }
-}
-
-/// Waits until `file` has not grown for `quiet`, at most `limit`.
-pub fn wait_until_settled(file: &Path, quiet: Duration, limit: Duration) {
-    let size = || std::fs::metadata(file).map_or(0, |m| m.len());
-    let started = Instant::now();
-    let mut last = size();
-    let mut since = Instant::now();
-    while started.elapsed() < limit {
-        std::thread::sleep(Duration::from_millis(50));
-        let now = size();
-        if now != last {
-            last = now;
-            since = Instant::now();
-        } else if since.elapsed() >= quiet {
-            return;
         }
     }
 }
@@ -184,82 +153,23 @@ pub struct CraftedConnection {
 /// # Errors
 /// When the file cannot be written.
 pub fn write_pcap(path: &Path, connections: &[CraftedConnection]) -> Result<()> {
-    let io = |e| E2eError::io(path, e);
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&65535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
+    let mut pcap = PcapBuilder::new();
     let mut ms = 0u64;
     let server = ([10, 9, 0, 2], 80u16);
     for conn in connections {
         let client = ([10, 9, 0, 1], conn.client_port);
-        let (mut c, mut s) = (1000u32, 9000u32);
-        let mut packet = |from_client: bool, flags: u8, seq: u32, ack: u32, data: &[u8]| {
+        let exchanges = conn
+            .exchanges
+            .iter()
+            .map(|(request, response)| (request.as_slice(), response.as_slice()));
+        connection((1000, 9000), exchanges, |segment| {
             ms += 1;
-            let (src, dst) = if from_client {
-                (client, server)
-            } else {
-                (server, client)
-            };
-            let frame = frame(src, dst, flags, seq, ack, data);
-            let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
             let secs = 1_700_000_000 + u32::try_from(ms / 1000).unwrap_or(0);
             let usecs = u32::try_from(ms % 1000 * 1000).unwrap_or(0);
-            for field in [secs, usecs, len, len] {
-                out.extend_from_slice(&field.to_le_bytes());
-            }
-            out.extend_from_slice(&frame);
-        };
-        packet(true, 0x02, c, 0, &[]);
-        packet(false, 0x12, s, c + 1, &[]);
-        c += 1;
-        s += 1;
-        packet(true, 0x10, c, s, &[]);
-        for (request, response) in &conn.exchanges {
-            for piece in request.chunks(1400) {
-                packet(true, 0x18, c, s, piece);
-                c = c.wrapping_add(u32::try_from(piece.len()).unwrap_or(0));
-            }
-            for piece in response.chunks(1400) {
-                packet(false, 0x18, s, c, piece);
-                s = s.wrapping_add(u32::try_from(piece.len()).unwrap_or(0));
-            }
-        }
-        packet(true, 0x11, c, s, &[]);
-        packet(false, 0x11, s, c + 1, &[]);
-        packet(true, 0x10, c + 1, s + 1, &[]);
+            pcap.record(secs, usecs, &frame(client, server, &segment));
+        });
     }
-    let mut file = std::fs::File::create(path).map_err(io)?;
-    file.write_all(&out).map_err(io)
-}
-
-/// An Ethernet + IPv4 + TCP frame (checksums zero; tapline does not check them).
-fn frame(
-    src: ([u8; 4], u16),
-    dst: ([u8; 4], u16),
-    flags: u8,
-    seq: u32,
-    ack: u32,
-    data: &[u8],
-) -> Vec<u8> {
-    let mut f = Vec::with_capacity(54 + data.len());
-    f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
-    let total = u16::try_from(40 + data.len()).unwrap_or(u16::MAX);
-    f.extend_from_slice(&[0x45, 0]);
-    f.extend_from_slice(&total.to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&src.1.to_be_bytes());
-    f.extend_from_slice(&dst.1.to_be_bytes());
-    f.extend_from_slice(&seq.to_be_bytes());
-    f.extend_from_slice(&ack.to_be_bytes());
-    f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    f.extend_from_slice(data);
-    f
+    std::fs::write(path, pcap.into_bytes()).map_err(|e| E2eError::io(path, e))
 }
 
 /// Reads `DIR/report.json`.

@@ -5,111 +5,20 @@
 // Helpers of tests panic on failure, as the tests themselves do.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
+use tapline_e2e::live::{Recorded, differences, read_recorded};
 use tapline_e2e::tapline::import_and_inspect;
 use tapline_e2e::{
-    Background, ChaosConfig, ChaosDirection, ChaosGuard, NetnsGuard, RrPair, Side, Tcpdump,
-    require_ebpf, require_tools, run_checked, scripts, sha256_hex, tshark,
+    Background, ChaosConfig, ChaosDirection, ChaosGuard, NetnsGuard, Side, Tcpdump, require_ebpf,
+    require_tools, run_checked, scripts, sha256_hex, tshark,
 };
 
 /// The server's port inside namespace A.
 const PORT: u16 = 8080;
 /// Requests the client makes.
 const REQUESTS: u32 = 300;
-
-/// One exchange as the Python client recorded it.
-#[derive(Debug, Deserialize)]
-struct Recorded {
-    method: String,
-    target: String,
-    status: u16,
-    request_body_len: u64,
-    request_body_sha256: String,
-    response_body_len: u64,
-    response_body_sha256: String,
-}
-
-/// Compares what tapline found with what the client saw; returns one line per difference.
-fn differences(recorded: &[Recorded], pairs: &[RrPair]) -> Vec<String> {
-    let mut by_target: BTreeMap<&str, Vec<&RrPair>> = BTreeMap::new();
-    for pair in pairs {
-        if let Some((_, path)) = pair.method_path() {
-            by_target.entry(path).or_default().push(pair);
-        }
-    }
-    let mut problems = Vec::new();
-    for want in recorded {
-        let found = by_target
-            .get(want.target.as_str())
-            .map_or(&[][..], Vec::as_slice);
-        let [pair] = found else {
-            problems.push(format!(
-                "{} {}: {} pairs",
-                want.method,
-                want.target,
-                found.len()
-            ));
-            continue;
-        };
-        let (Some(request), Some(response)) = (&pair.request, &pair.response) else {
-            problems.push(format!("{}: request or response missing", want.target));
-            continue;
-        };
-        let checks = [
-            ("method", request.method.clone(), want.method.clone()),
-            (
-                "status",
-                format!("{:?}", response.status),
-                format!("{:?}", Some(want.status)),
-            ),
-            (
-                "request body_len",
-                request.body_len.to_string(),
-                want.request_body_len.to_string(),
-            ),
-            (
-                "request body_sha256",
-                request.body_sha256.clone(),
-                want.request_body_sha256.clone(),
-            ),
-            (
-                "response body_len",
-                response.body_len.to_string(),
-                want.response_body_len.to_string(),
-            ),
-            (
-                "response body_sha256",
-                response.body_sha256.clone(),
-                want.response_body_sha256.clone(),
-            ),
-        ];
-        for (what, got, expected) in checks {
-            if got != expected {
-                problems.push(format!(
-                    "{}: {what} {got}, client saw {expected}",
-                    want.target
-                ));
-            }
-        }
-        // Informational flags (such as a close-delimited body) are fine; a pair the client
-        // saw whole must not be marked incomplete.
-        if pair.has_flag("incomplete") {
-            problems.push(format!("{}: flags {:?}", want.target, pair.flags));
-        }
-    }
-    if pairs.len() != recorded.len() {
-        problems.push(format!(
-            "{} pairs for {} recorded exchanges",
-            pairs.len(),
-            recorded.len()
-        ));
-    }
-    problems
-}
 
 /// Runs server, capture and client across a lossy veth; returns the pcap's path.
 fn capture_lossy_traffic(test: &str, dir: &Path) -> (std::path::PathBuf, Vec<Recorded>) {
@@ -177,8 +86,7 @@ fn capture_lossy_traffic(test: &str, dir: &Path) -> (std::path::PathBuf, Vec<Rec
         assert!(c.dropped > 0 && c.duplicated > 0, "chaos idle: {c:?}");
         assert_eq!(c.dup_failed, 0, "{c:?}");
     }
-    let text = std::fs::read_to_string(&records).unwrap();
-    let recorded: Vec<Recorded> = serde_json::from_str(&text).unwrap();
+    let recorded = read_recorded(&records).unwrap();
     assert_eq!(recorded.len(), REQUESTS as usize);
     (pcap, recorded)
 }
