@@ -422,26 +422,50 @@ fn message(m: tapline_http1::Message) -> Message {
     }
 }
 
-/// A stable 64-bit id (FNV-1a, then mixed) of a connection's pair: independent of worker count and order.
+/// A stable 64-bit id of a connection's pair: independent of worker count and order. Words of
+/// the endpoints, the connection's start and the index are folded with odd multipliers and
+/// finished with splitmix64's mixer, so ids of neighbouring pairs do not look alike.
 pub fn pair_id(client: SocketAddr, server: SocketAddr, conn_start_ns: u64, index: u32) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    for addr in [client, server] {
+    fn ip_word(addr: SocketAddr) -> u128 {
         match addr.ip() {
-            std::net::IpAddr::V4(v4) => feed(&v4.octets()),
-            std::net::IpAddr::V6(v6) => feed(&v6.octets()),
+            std::net::IpAddr::V4(v4) => u128::from(u32::from(v4)),
+            std::net::IpAddr::V6(v6) => u128::from(v6),
         }
-        feed(&addr.port().to_be_bytes());
     }
-    feed(&conn_start_ns.to_be_bytes());
-    feed(&index.to_be_bytes());
-    // splitmix64's finalizer, so ids of neighbouring pairs do not look alike.
+    let words = [
+        ip_word(client) as u64,
+        (ip_word(client) >> 64) as u64,
+        u64::from(client.port()) << 16 | u64::from(server.port()),
+        ip_word(server) as u64,
+        (ip_word(server) >> 64) as u64,
+        conn_start_ns,
+        u64::from(index),
+    ];
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for w in words {
+        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h = h.rotate_left(29);
+    }
     h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     h ^ (h >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_ids_are_stable_and_distinct() {
+        let c: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+        let s: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        assert_eq!(pair_id(c, s, 7, 0), pair_id(c, s, 7, 0));
+        let mut ids: Vec<u64> = (1..1000).map(|i| pair_id(c, s, 7, i)).collect();
+        ids.extend((0..1000).map(|t| pair_id(c, s, t, 0)));
+        ids.push(pair_id(s, c, 7, 0));
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count);
+    }
 }
