@@ -1,7 +1,6 @@
 //! Exit codes and the one-line error messages the CLI prints.
 
 /// Assertions failed (replay mismatches or a baseline breached).
-#[allow(dead_code)]
 pub const ASSERTIONS: u8 = 1;
 /// Usage or input error.
 pub const USAGE: u8 = 2;
