@@ -5,7 +5,8 @@
 #   iproute2, ethtool, iputils-ping       network namespaces, veth pairs, offloads
 #   tcpdump, tshark, tcpreplay            capture, reference dissection, replay
 #   python3, python3-scapy                test servers/clients and crafted pcaps
-#   nginx-light, curl, jq                 real servers and clients for later tests
+#   nginx-light, curl, jq, openssl,       real servers and clients; TLS peers for the uprobe
+#   gnutls-bin, wrk, python3-venv         tests (OpenSSL, GnuTLS), HTTPS load
 #   dpkg-dev                              `apt-get source` for scripts/fetch-captures.sh
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -20,7 +21,7 @@ packages=(
     iproute2 ethtool iputils-ping
     tcpdump tshark tcpreplay
     python3 python3-scapy
-    nginx-light curl jq
+    nginx-light curl jq openssl gnutls-bin wrk python3-venv
     dpkg-dev xz-utils bzip2 gzip ca-certificates
 )
 

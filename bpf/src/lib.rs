@@ -43,7 +43,14 @@ pub static CHAOS: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/chao
 pub static TC_CAPTURE: &[u8] =
     include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tc_capture.bpf.o"));
 
+/// The TLS plaintext programs (`src/tls.bpf.c`): uprobes on OpenSSL-compatible and GnuTLS
+/// read/write calls that copy the plaintext into the ring buffer `tl_tls_ring`, syscall
+/// tracepoints that tie each session to its TCP 4-tuple, and an exec tracepoint (see [`tls`]
+/// for the ABI and the names). Loaded by `tapline-tls`.
+pub static TLS: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tls.bpf.o"));
+
 pub mod capture;
+pub mod tls;
 
 /// Names and counter slots of the [`CHAOS`] object, kept in step with `src/chaos.bpf.c`.
 pub mod chaos {
@@ -96,6 +103,34 @@ mod tests {
             names::SNAPLEN,
         ] {
             assert!(contains(name), "{name} missing from the tc_capture object");
+        }
+    }
+
+    #[test]
+    fn tls_object_names_its_programs_and_maps() {
+        assert_eq!(TLS.as_ptr() as usize % 8, 0);
+        assert_eq!(&TLS[..4], b"\x7fELF");
+        let contains = |needle: &str| TLS.windows(needle.len()).any(|w| w == needle.as_bytes());
+        use tls::names;
+        for name in [
+            names::RING,
+            names::SCRATCH,
+            names::COUNTERS,
+            names::PIDS,
+            names::EXES,
+            names::CONNS,
+            names::FILTER,
+            names::EXEC_EVENTS,
+            names::ENTER_PROGRAM,
+            names::EXIT_PROGRAM,
+            names::CLOSE_PROGRAM,
+            names::SYS_ENTER_PROGRAM,
+            names::ACCEPT_EXIT_PROGRAM,
+            names::CONNECT_ENTER_PROGRAM,
+            names::CONNECT_EXIT_PROGRAM,
+            names::EXEC_PROGRAM,
+        ] {
+            assert!(contains(name), "{name} missing from the tls object");
         }
     }
 

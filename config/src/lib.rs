@@ -8,6 +8,7 @@
 
 mod error;
 mod load;
+mod serve;
 mod units;
 mod validate;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, Problem};
+pub use serve::ServeSection;
 pub use units::{ByteSize, format_duration, parse_duration};
 
 /// The whole configuration file.
@@ -31,6 +33,8 @@ pub struct Config {
     pub http: HttpSection,
     /// `[segments]`: the ring segments RRPairs are stored in.
     pub segments: SegmentSection,
+    /// `[serve]`: the control plane daemon.
+    pub serve: ServeSection,
 }
 
 /// `[import]`: reading capture files.

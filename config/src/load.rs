@@ -16,7 +16,14 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use crate::{Config, ConfigError, Problem, validate};
 
 /// The sections of the file, in schema order.
-const SECTIONS: &[&str] = &["import", "reassembly", "http", "segments", "replay"];
+const SECTIONS: &[&str] = &[
+    "import",
+    "reassembly",
+    "http",
+    "segments",
+    "serve",
+    "replay",
+];
 
 /// Parses and validates `text`, attributing problems to `origin`.
 pub(crate) fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
@@ -43,6 +50,7 @@ pub(crate) fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError>
             "reassembly" => config.reassembly = loader.section(name, value),
             "http" => config.http = loader.section(name, value),
             "segments" => config.segments = loader.section(name, value),
+            "serve" => config.serve = loader.section(name, value),
             // Read and validated by the command that owns it (`tapline replay --config`).
             "replay" => {}
             _ => {

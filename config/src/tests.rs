@@ -333,3 +333,30 @@ fn replay_section_is_left_to_the_replay_command() {
     let config = Config::from_toml("[replay]\nignore = [\"header:X-Id\"]\n", "t.toml").unwrap();
     assert_eq!(config, Config::default());
 }
+
+#[test]
+fn serve_section_is_read_and_checked() {
+    let text = "[serve]\nlisten = \"0.0.0.0:8443\"\ntoken_file = \"/etc/t\"\nmax_concurrent = 2\nmax_job_lifetime = \"0s\"\n";
+    let config = Config::from_toml(text, "t.toml").unwrap();
+    assert_eq!(config.serve.listen.to_string(), "0.0.0.0:8443");
+    assert_eq!(config.serve.max_concurrent, 2);
+    assert_eq!(config.serve.max_job_lifetime, Duration::ZERO);
+    assert_eq!(
+        config.serve.token_file.as_deref(),
+        Some(Path::new("/etc/t"))
+    );
+    let all = problems(
+        "[serve]\nmax_concurrent = 0\ntls_cert = \"c.pem\"\nclient_ca = \"ca.pem\"\nlisten = \"nowhere\"\nmax_body = \"1GiB\"\n",
+    );
+    let fields: Vec<&str> = all.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "serve.max_concurrent",
+            "serve.listen",
+            "serve.max_body",
+            "serve.tls_key"
+        ],
+        "{all:#?}"
+    );
+}

@@ -23,6 +23,13 @@ const SEGMENT_ALIGN: u64 = 16;
 const IDLE_MIN: Duration = Duration::from_secs(1);
 /// Longest idle timeout.
 const IDLE_MAX: Duration = Duration::from_secs(24 * 3600);
+/// Most jobs the control plane runs at once.
+const MAX_CONCURRENT: usize = 1024;
+/// Longest grace a cancelled job gets.
+const GRACE_MAX: Duration = Duration::from_secs(600);
+/// Smallest and largest API request body limit.
+const BODY_MIN: ByteSize = ByteSize::kib(1);
+const BODY_MAX: ByteSize = ByteSize::mib(64);
 
 /// One value out of range.
 #[derive(Debug)]
@@ -135,7 +142,61 @@ pub(crate) fn findings(config: &Config) -> Vec<Finding> {
             ),
         );
     }
+    serve(config, &mut push);
     out
+}
+
+/// The checks of `[serve]`.
+fn serve(config: &Config, push: &mut impl FnMut(&'static str, Option<&'static str>, String)) {
+    let s = &config.serve;
+    if !(1..=MAX_CONCURRENT).contains(&s.max_concurrent) {
+        push(
+            "serve.max_concurrent",
+            None,
+            format!(
+                "must be between 1 and {MAX_CONCURRENT}, found {}",
+                s.max_concurrent
+            ),
+        );
+    }
+    if s.cancel_grace > GRACE_MAX {
+        push(
+            "serve.cancel_grace",
+            None,
+            format!(
+                "must be at most {}, found {}",
+                format_duration(GRACE_MAX),
+                format_duration(s.cancel_grace)
+            ),
+        );
+    }
+    if !(BODY_MIN..=BODY_MAX).contains(&s.max_body) {
+        push(
+            "serve.max_body",
+            None,
+            format!("must be between {BODY_MIN} and {BODY_MAX}, found {}", s.max_body),
+        );
+    }
+    if s.tls_cert.is_some() != s.tls_key.is_some() {
+        let (field, related) = if s.tls_cert.is_some() {
+            ("serve.tls_key", "serve.tls_cert")
+        } else {
+            ("serve.tls_cert", "serve.tls_key")
+        };
+        push(
+            field,
+            Some(related),
+            format!("must be set together with {related}"),
+        );
+    }
+    if s.client_ca.is_some() && s.tls_cert.is_none() {
+        push(
+            "serve.client_ca",
+            Some("serve.tls_cert"),
+            "needs serve.tls_cert and serve.tls_key: client certificates only exist over TLS"
+                .to_owned(),
+        );
+    }
 }
 
 #[cfg(test)]

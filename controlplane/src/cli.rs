@@ -29,6 +29,17 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Answer a service's outbound HTTP calls from the responses recorded in a snapshot.
     Mock(MockArgs),
+    /// The control plane daemon: a job API (run, mirror, load) over HTTPS with tokens or
+    /// client certificates, jobs kept in SQLite and run at most N at a time.
+    Serve(crate::commands::serve::ServeArgs),
+    /// Submit, list, show, watch, cancel jobs of a `tapline serve` and fetch their reports.
+    Job(crate::commands::job::JobArgs),
+    /// Start a build in a fresh network namespace with mocks of its recorded dependencies,
+    /// replay the snapshot's requests to it, report, and tear everything down.
+    Run(RunArgs),
+    /// Live shadow traffic: production's requests, captured as they complete, sent to a build
+    /// in a fresh network namespace; its answers diffed against production's and dropped.
+    Mirror(MirrorArgs),
 }
 
 /// `tapline capture`.
@@ -222,6 +233,142 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Print only the verdict line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `tapline run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The snapshot directory.
+    pub snapshot: PathBuf,
+    /// The system under test: a command line, run by /bin/sh -c inside the environment.
+    #[arg(long, value_name = "CMD")]
+    pub cmd: String,
+    /// The port it listens on; the snapshot's requests to this port are replayed, the other
+    /// servers it called are mocked.
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// A variable for the system under test, K=V (repeat for more).
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Its working directory (default: the current one).
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// Longest wait for it to accept connections on --port (default 30s).
+    #[arg(long, value_name = "D")]
+    pub ready_timeout: Option<String>,
+    /// Longest the whole job may take, such as 5m; past it everything is torn down (exit 1).
+    #[arg(long, value_name = "D")]
+    pub timeout: Option<String>,
+    /// Only the requests matching this expression too (the language of `inspect --filter`).
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Leave something out of the comparison: header:NAME, json:$.PATH, body or status (repeat).
+    #[arg(long = "ignore", value_name = "RULE")]
+    pub ignore: Vec<String>,
+    /// 100% keeps the recorded pace, 1000% is ten times faster, max is as fast as it answers.
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<String>,
+    /// Connections for --rate max (default: the recorded connections, at most 64).
+    #[arg(long, value_name = "N")]
+    pub connections: Option<usize>,
+    /// Keep the recorded Host header instead of 127.0.0.1:P.
+    #[arg(long)]
+    pub keep_host: bool,
+    /// Longest wait for a connection or a response during the replay (default 30s).
+    #[arg(long, value_name = "D")]
+    pub request_timeout: Option<String>,
+    /// Assertions against the recorded figures, such as 'p99<=1.1x,errors<=0.5%,match>=99%'.
+    #[arg(long = "assert", value_name = "EXPR")]
+    pub assert: Option<String>,
+    /// Write report.json and report.html (and the build's sut.stdout and sut.stderr) into
+    /// this directory.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Write a JUnit XML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the HTML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Keep the build's sut.stdout and sut.stderr in this directory (default: the --report
+    /// directory; without either they go with the environment).
+    #[arg(long, value_name = "DIR")]
+    pub logs: Option<PathBuf>,
+    /// Whether the mocks wait the recorded response time before answering.
+    #[arg(long, value_enum, default_value_t = MockLatency::None)]
+    pub mock_latency: MockLatency,
+    /// Print only the verdict line (and errors).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `tapline mirror`.
+#[derive(Debug, clap::Args)]
+pub struct MirrorArgs {
+    /// The interface production's traffic passes (captured passively with XDP and TC).
+    #[arg(long, value_name = "IF")]
+    pub iface: String,
+    /// Enter this named network namespace (`ip netns`) to capture.
+    #[arg(long, value_name = "NS")]
+    pub netns: Option<String>,
+    /// The port of production's service: requests to it are mirrored; the build listens on it.
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// The build to shadow production with: a command line, run by /bin/sh -c inside a fresh
+    /// network namespace.
+    #[arg(long, value_name = "CMD")]
+    pub cmd: String,
+    /// A variable for the build, K=V (repeat for more).
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// The build's working directory (default: the current one).
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// Longest wait for the build to accept connections on --port (default 30s).
+    #[arg(long, value_name = "D")]
+    pub ready_timeout: Option<String>,
+    /// Stop after this long, such as 30s or 5m (default: at Ctrl-C or SIGTERM).
+    #[arg(long, value_name = "D")]
+    pub duration: Option<String>,
+    /// Serve the build's dependency calls from this snapshot's recorded ones (as tapline run).
+    #[arg(long, value_name = "SNAP")]
+    pub mocks: Option<PathBuf>,
+    /// Do not learn the build's dependency answers from production's live calls.
+    #[arg(long)]
+    pub no_learn: bool,
+    /// Leave something out of the comparison: header:NAME, json:$.PATH, body or status (repeat).
+    #[arg(long = "ignore", value_name = "RULE")]
+    pub ignore: Vec<String>,
+    /// Keep production's Host header instead of 127.0.0.1:P.
+    #[arg(long)]
+    pub keep_host: bool,
+    /// Requests waiting for the build, at most; past it they are dropped, counted (default 1024).
+    #[arg(long, value_name = "N")]
+    pub queue: Option<usize>,
+    /// Requests in flight to the build, at most (default 32).
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<usize>,
+    /// Longest wait for the build's answer to one request (default 5s).
+    #[arg(long, value_name = "D")]
+    pub request_timeout: Option<String>,
+    /// Assertions against production's figures, such as 'match>=99%,p99<=1.2x'.
+    #[arg(long = "assert", value_name = "EXPR")]
+    pub assert: Option<String>,
+    /// Write report.json and report.html (and the build's sut.stdout and sut.stderr) here.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Write a JUnit XML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Keep the capture as a snapshot in this directory (default: a temporary one, removed).
+    #[arg(long, value_name = "SNAP")]
+    pub out: Option<PathBuf>,
+    /// Reassembly worker threads of the capture (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Print only the verdict line (and errors).
     #[arg(long, short)]
     pub quiet: bool,
 }

@@ -7,9 +7,11 @@
 //! op     := "=" | "!=" | "~" | "!~" | ">" | ">=" | "<" | "<="
 //! ```
 //! Fields: `method`, `path`, `host`, `status`, `src`, `dst`, `port` (server port), `protocol`,
-//! `flag`, `duration` (µs, or with a unit: `250ms`, `1.5s`, `300us`), `req_len`, `resp_len`
-//! (body bytes), `id`. `~` matches a regular expression; `=` on `src`/`dst` accepts an address
-//! with or without port. Values may be quoted with `"`.
+//! `flag` (`flag=tls` for pairs of TLS plaintext), `duration` (µs, or with a unit: `250ms`,
+//! `1.5s`, `300us`), `req_len`, `resp_len` (body bytes), `id`, and for pairs of TLS plaintext
+//! the process they were captured in: `pid` (number), `command`, `cgroup` (text; a pair parsed
+//! from packets has none, so only `!=` and `!~` match it). `~` matches a regular expression; `=`
+//! on `src`/`dst` accepts an address with or without port. Values may be quoted with `"`.
 
 use regex::Regex;
 
@@ -57,6 +59,9 @@ enum Field {
     ReqLen,
     RespLen,
     Id,
+    Pid,
+    Command,
+    Cgroup,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +132,9 @@ impl Test {
             Field::Host => self.text(pair.host()),
             Field::Protocol => self.text(Some(pair.pair.protocol.name().to_owned())),
             Field::Id => self.text(Some(pair.id())),
+            Field::Pid => self.num(pair.process().map(|p| f64::from(p.pid.to_native()))),
+            Field::Command => self.text(pair.process().map(|p| p.command.as_str().to_owned())),
+            Field::Cgroup => self.text(pair.process().map(|p| p.cgroup.as_str().to_owned())),
             Field::Src | Field::Dst => {
                 let addr = if self.field == Field::Src {
                     pair.pair.flow.src()
@@ -353,7 +361,7 @@ impl Parser<'_> {
         let field = field_of(&field_tok.text).ok_or_else(|| {
             self.error(
                 format!(
-                    "unknown field {:?}; fields: method, path, host, status, src, dst, port, protocol, flag, duration, req_len, resp_len, id",
+                    "unknown field {:?}; fields: method, path, host, status, src, dst, port, protocol, flag, duration, req_len, resp_len, id, pid, command, cgroup",
                     field_tok.text
                 ),
                 field_tok.at,
@@ -388,7 +396,12 @@ impl Parser<'_> {
             };
         let numeric = matches!(
             field,
-            Field::Status | Field::Duration | Field::Port | Field::ReqLen | Field::RespLen
+            Field::Status
+                | Field::Duration
+                | Field::Port
+                | Field::ReqLen
+                | Field::RespLen
+                | Field::Pid
         );
         let number = if numeric && regex.is_none() {
             let parsed = if field == Field::Duration {
@@ -434,6 +447,9 @@ fn field_of(name: &str) -> Option<Field> {
         "req_len" => Field::ReqLen,
         "resp_len" => Field::RespLen,
         "id" => Field::Id,
+        "pid" => Field::Pid,
+        "command" | "comm" => Field::Command,
+        "cgroup" => Field::Cgroup,
         _ => return None,
     })
 }

@@ -1,6 +1,12 @@
 //! Importing a capture file into a snapshot through the packet [`Pipeline`]: the dispatcher
 //! stores packets in packet segments and shards TCP flows by a direction-independent hash over
-//! bounded queues to the reassembly workers; a writer thread stores the RRPairs they produce.
+//! bounded queues to the reassembly workers; a writer thread stores the RRPairs they produce and
+//! hands them to a live pair tap when there is one.
+//!
+//! TLS plaintext chunks (frames of link type
+//! [`LINKTYPE_TAPLINE_TLS`](crate::tls_chunk::LINKTYPE_TAPLINE_TLS)) take the same way: stored
+//! with the packets, and sharded by their endpoints so that they meet the ciphertext packets of
+//! their connection in one worker.
 
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
@@ -19,7 +25,8 @@ use crate::capture::{CaptureError, CaptureFile, RawPacket};
 use crate::packet::{Decoded, decode};
 use crate::record::Packet;
 use crate::snapshot::{Counts, Manifest, SnapshotError, SnapshotLayout, Source, TimeRange};
-use crate::worker::{self, Batch, PairBatch, SegmentRef, WorkerStats};
+use crate::tls_chunk::LINKTYPE_TAPLINE_TLS;
+use crate::worker::{self, Batch, PairBatch, RefKind, SegmentRef, WorkerStats};
 
 /// Packets the dispatcher collects for one worker before sending them.
 const DISPATCH_BATCH: usize = 512;
@@ -37,6 +44,10 @@ pub struct ImportOptions {
     pub reassembly: ReassemblyConfig,
     /// HTTP/1 parser limits.
     pub http: Http1Config,
+    /// A live pair tap (`tapline mirror`): each batch of RRPairs, once stored, is offered to it
+    /// with `try_send`, so a slow consumer never holds up the capture; what it refuses is
+    /// counted ([`Pipeline::tap_dropped`], `tap_dropped_pairs` in the manifest).
+    pub pair_tap: Option<Sender<PairBatch>>,
 }
 
 impl Default for ImportOptions {
@@ -46,6 +57,7 @@ impl Default for ImportOptions {
             segment_capacity: 64 * 1024 * 1024,
             reassembly: ReassemblyConfig::default(),
             http: Http1Config::default(),
+            pair_tap: None,
         }
     }
 }
@@ -134,6 +146,7 @@ pub struct Pipeline {
     handles: Vec<thread::JoinHandle<WorkerStats>>,
     writer: thread::JoinHandle<Result<PairSummary, ImportError>>,
     pairs_written: Arc<AtomicU64>,
+    tap_dropped: Arc<AtomicU64>,
 }
 
 impl Pipeline {
@@ -164,10 +177,15 @@ impl Pipeline {
         let pairs_dir = layout.rrpairs_dir();
         let capacity = options.segment_capacity;
         let pairs_written = Arc::new(AtomicU64::new(0));
-        let written = Arc::clone(&pairs_written);
+        let tap_dropped = Arc::new(AtomicU64::new(0));
+        let output = PairOutput {
+            written: Arc::clone(&pairs_written),
+            tap: options.pair_tap.clone(),
+            tap_dropped: Arc::clone(&tap_dropped),
+        };
         let writer = thread::Builder::new()
             .name("tapline-writer".into())
-            .spawn(move || write_pairs(&pairs_dir, capacity, pair_rx, &written))
+            .spawn(move || write_pairs(&pairs_dir, capacity, pair_rx, &output))
             .map_err(|e| ImportError::Pipeline(e.to_string()))?;
 
         let mut reassembly = options.reassembly;
@@ -197,6 +215,7 @@ impl Pipeline {
             handles,
             writer,
             pairs_written,
+            tap_dropped,
         })
     }
 
@@ -237,6 +256,11 @@ impl Pipeline {
         self.pairs_written.load(Ordering::Relaxed)
     }
 
+    /// RRPairs the live pair tap refused so far (its queue was full or its receiver gone).
+    pub fn tap_dropped(&self) -> u64 {
+        self.tap_dropped.load(Ordering::Relaxed)
+    }
+
     /// The snapshot directory's layout.
     pub fn layout(&self) -> &SnapshotLayout {
         &self.layout
@@ -260,6 +284,7 @@ impl Pipeline {
             range,
             handles,
             writer,
+            tap_dropped,
             ..
         } = self;
         packet_store
@@ -286,6 +311,7 @@ impl Pipeline {
         }
         counts.packet_segments = packet_summary.segments;
         counts.rrpair_segments = pair_summary.segments;
+        counts.tap_dropped_pairs = tap_dropped.load(Ordering::Relaxed);
         let manifest = Manifest::new(source, range, counts, workers, input_error);
         layout.write_manifest(&manifest)?;
         Ok(manifest)
@@ -313,8 +339,10 @@ impl Dispatcher {
         counts: &mut Counts,
         range: &mut TimeRange,
     ) -> Result<(), ImportError> {
-        counts.packets += 1;
-        counts.bytes += raw.data.len() as u64;
+        if raw.link_type != LINKTYPE_TAPLINE_TLS {
+            counts.packets += 1;
+            counts.bytes += raw.data.len() as u64;
+        }
         range.include(raw.ts_ns);
         let record = Packet {
             ts_ns: raw.ts_ns,
@@ -335,8 +363,44 @@ impl Dispatcher {
             .map_err(|e| SnapshotError::Segment(PathBuf::from("packets"), e))?;
         *scratch = bytes;
 
-        let tcp = match decode(raw.link_type, raw.data) {
-            Decoded::Tcp(tcp) => tcp,
+        let item = match decode(raw.link_type, raw.data) {
+            Decoded::Tcp(tcp) => {
+                counts.tcp_segments += 1;
+                SegmentRef {
+                    kind: RefKind::Tcp,
+                    frame_offset: frame.offset,
+                    ts_ns: raw.ts_ns,
+                    src: tcp.src,
+                    dst: tcp.dst,
+                    seq: tcp.seq,
+                    ack: tcp.ack,
+                    flags: tcp.flags,
+                    payload_offset: u32::try_from(tcp.payload_offset).unwrap_or(u32::MAX),
+                    payload_len: u32::try_from(tcp.payload.len()).unwrap_or(0),
+                }
+            }
+            Decoded::TlsChunk(chunk) => {
+                counts.tls_chunks += 1;
+                counts.tls_plaintext_bytes += chunk.data.len() as u64;
+                counts.tls_lost_bytes += u64::from(chunk.lost);
+                SegmentRef {
+                    kind: RefKind::TlsChunk,
+                    frame_offset: frame.offset,
+                    ts_ns: raw.ts_ns,
+                    src: chunk.local,
+                    dst: chunk.remote,
+                    seq: 0,
+                    ack: 0,
+                    flags: 0,
+                    payload_offset: 0,
+                    // A frame's bytes fit a segment, far below 4 GiB.
+                    payload_len: u32::try_from(raw.data.len()).unwrap_or(0),
+                }
+            }
+            Decoded::BadTlsChunk(_) => {
+                counts.tls_bad_chunks += 1;
+                return Ok(());
+            }
             Decoded::Fragment => {
                 counts.ip_fragments += 1;
                 return Ok(());
@@ -354,19 +418,11 @@ impl Dispatcher {
                 return Ok(());
             }
         };
-        counts.tcp_segments += 1;
-        let worker = shard(tcp.src, tcp.dst, self.queues.len());
-        let item = SegmentRef {
-            frame_offset: frame.offset,
-            ts_ns: raw.ts_ns,
-            src: tcp.src,
-            dst: tcp.dst,
-            seq: tcp.seq,
-            ack: tcp.ack,
-            flags: tcp.flags,
-            payload_offset: u32::try_from(tcp.payload_offset).unwrap_or(u32::MAX),
-            payload_len: u32::try_from(tcp.payload.len()).unwrap_or(0),
-        };
+        let worker = shard(
+            worker::canonical(item.src),
+            worker::canonical(item.dst),
+            self.queues.len(),
+        );
         let slot = &mut self.pending[worker];
         if slot
             .as_ref()
@@ -440,11 +496,19 @@ struct PairSummary {
     frames: u64,
 }
 
+/// Where the writer reports: its progress, and the live tap with what the tap refused.
+#[derive(Debug)]
+struct PairOutput {
+    written: Arc<AtomicU64>,
+    tap: Option<Sender<PairBatch>>,
+    tap_dropped: Arc<AtomicU64>,
+}
+
 fn write_pairs(
     dir: &Path,
     capacity: u64,
     input: crossbeam_channel::Receiver<PairBatch>,
-    written: &AtomicU64,
+    output: &PairOutput,
 ) -> Result<PairSummary, ImportError> {
     let mut store =
         SegmentDirWriter::create(dir, SegmentKind::RRPairs, capacity, Retention::default())
@@ -457,7 +521,14 @@ fn write_pairs(
                 .map_err(|e| SnapshotError::Segment(dir.to_path_buf(), e))?;
             frames += 1;
         }
-        written.store(frames, Ordering::Relaxed);
+        output.written.store(frames, Ordering::Relaxed);
+        if let Some(tap) = &output.tap {
+            // Stored first, then offered: the batch moves to the tap without a copy.
+            if let Err(refused) = tap.try_send(batch) {
+                let n = refused.into_inner().len() as u64;
+                output.tap_dropped.fetch_add(n, Ordering::Relaxed);
+            }
+        }
     }
     let summary = store
         .finish()

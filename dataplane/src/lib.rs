@@ -8,5 +8,6 @@ pub mod live;
 pub mod packet;
 pub mod record;
 pub mod snapshot;
+pub mod tls_chunk;
 pub mod view;
 pub mod worker;

@@ -1,5 +1,6 @@
 //! Decoding captured packets down to their TCP segment: link layer (Ethernet with VLAN tags,
 //! Linux cooked SLL and SLL2, BSD loopback, raw IP), IPv4/IPv6 and TCP, with `etherparse`.
+//! Frames of tapline's private TLS link type decode to their [`TlsChunk`].
 //!
 //! Packets are hostile input: every layer is length-checked by etherparse's lax slicers, which
 //! also accept packets cut at the snap length (their payload is simply shorter).
@@ -7,6 +8,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+
+use crate::tls_chunk::{self, ChunkError, TlsChunk};
 
 /// pcap LINKTYPE_* values tapline decodes.
 pub mod link {
@@ -30,6 +33,8 @@ pub mod link {
     pub const IPV6: u16 = 229;
     /// Linux cooked capture v2.
     pub const LINUX_SLL2: u16 = 276;
+    /// TLS plaintext chunks (LINKTYPE_USER15), see [`crate::tls_chunk`].
+    pub const TAPLINE_TLS: u16 = crate::tls_chunk::LINKTYPE_TAPLINE_TLS;
 }
 
 /// A TCP segment found in a packet, borrowing the packet's bytes.
@@ -56,6 +61,10 @@ pub struct TcpPacket<'a> {
 pub enum Decoded<'a> {
     /// A TCP segment.
     Tcp(TcpPacket<'a>),
+    /// TLS plaintext captured from a process (link type [`link::TAPLINE_TLS`]).
+    TlsChunk(TlsChunk<'a>),
+    /// A frame of the TLS link type that is not a valid chunk.
+    BadTlsChunk(ChunkError),
     /// An IP fragment (not reassembled at this layer; counted).
     Fragment,
     /// Something other than TCP over IP (ARP, UDP, ICMP, …).
@@ -69,6 +78,12 @@ pub enum Decoded<'a> {
 /// Decodes one packet of the given link type.
 pub fn decode(link_type: u16, data: &[u8]) -> Decoded<'_> {
     let sliced = match link_type {
+        link::TAPLINE_TLS => {
+            return match tls_chunk::decode(data) {
+                Ok(chunk) => Decoded::TlsChunk(chunk),
+                Err(e) => Decoded::BadTlsChunk(e),
+            };
+        }
         link::ETHERNET => LaxSlicedPacket::from_ethernet(data).ok(),
         link::RAW | link::RAW_12 | link::RAW_14 | link::IPV4 | link::IPV6 => {
             LaxSlicedPacket::from_ip(data).ok()
@@ -205,6 +220,35 @@ mod tests {
     }
 
     #[test]
+    fn tls_link_type_decodes_to_a_chunk() {
+        let chunk = TlsChunk {
+            ts_ns: 5,
+            pid: 1,
+            tid: 2,
+            conn_id: 3,
+            direction: tls_chunk::ChunkDirection::Sent,
+            kind: tls_chunk::ChunkKind::Data,
+            local: "10.0.0.1:40000".parse().unwrap(),
+            remote: "10.0.0.2:443".parse().unwrap(),
+            lost: 0,
+            cgroup_id: 0,
+            command: "curl",
+            cgroup: "",
+            data: b"GET / HTTP/1.1\r\n\r\n",
+        };
+        let mut bytes = Vec::new();
+        chunk.encode_into(&mut bytes);
+        let Decoded::TlsChunk(back) = decode(link::TAPLINE_TLS, &bytes) else {
+            panic!("not a chunk");
+        };
+        assert_eq!(back, chunk);
+        assert!(matches!(
+            decode(link::TAPLINE_TLS, &bytes[1..]),
+            Decoded::BadTlsChunk(_)
+        ));
+    }
+
+    #[test]
     fn garbage_and_unknown_links_do_not_panic() {
         assert!(matches!(
             decode(link::ETHERNET, &[1, 2, 3]),
@@ -220,7 +264,7 @@ mod tests {
         ));
         for len in 0..80 {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
-            for lt in [0, 1, 101, 108, 113, 228, 229, 276] {
+            for lt in [0, 1, 101, 108, 113, 162, 228, 229, 276] {
                 let _ = decode(lt, &junk);
             }
         }

@@ -1,4 +1,4 @@
-//! The records tapline stores in ring segments, archived with rkyv (format version 1).
+//! The records tapline stores in ring segments, archived with rkyv (format version 2).
 //!
 //! A record is written once into a segment frame and read in place (zero-copy) afterwards. Readers
 //! of files validate each archived record with bytecheck before they touch it, so a corrupt frame
@@ -8,8 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use rkyv::{Archive, Deserialize, Serialize};
 
-/// Version of the record layout inside frames; bumped on any change to these types.
-pub const RECORD_FORMAT_VERSION: u32 = 1;
+/// Version of the record layout inside frames; bumped on any change to these types (2: pairs
+/// carry [`RRPair::process`]). The snapshot format version follows it.
+pub const RECORD_FORMAT_VERSION: u32 = 2;
 
 /// One captured packet, as the capture source handed it over.
 ///
@@ -176,6 +177,23 @@ pub struct RRPair {
     pub interim: Vec<Message>,
     /// Bit set of [`PairFlags`].
     pub flags: u32,
+    /// The process whose TLS library gave the plaintext; `None` for pairs parsed from packets.
+    pub process: Option<ProcessInfo>,
+}
+
+/// The process a TLS plaintext pair was captured in, so a pair can be traced to its service.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProcessInfo {
+    /// Process (thread group) id.
+    pub pid: u32,
+    /// The thread of the connection's first captured chunk.
+    pub tid: u32,
+    /// Command name (the kernel's `comm`, at most 16 bytes).
+    pub command: String,
+    /// Cgroup path; empty when unknown.
+    pub cgroup: String,
+    /// Cgroup id (0 when unknown).
+    pub cgroup_id: u64,
 }
 
 /// Flags on an [`RRPair`]: what the capture or the parser could not see or had to cut.
@@ -256,6 +274,13 @@ mod tests {
             response: None,
             interim: vec![],
             flags: PairFlags::NO_RESPONSE,
+            process: Some(ProcessInfo {
+                pid: 10,
+                tid: 11,
+                command: "nginx".into(),
+                cgroup: "/system.slice/nginx.service".into(),
+                cgroup_id: 12,
+            }),
         };
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&pair).unwrap();
         let archived = rkyv::access::<ArchivedRRPair, rkyv::rancor::Error>(&bytes).unwrap();
@@ -268,6 +293,9 @@ mod tests {
             "10.0.0.2:80".parse::<SocketAddr>().unwrap()
         );
         assert_eq!(archived.protocol, ArchivedProtocol::Http1);
+        let process = archived.process.as_ref().unwrap();
+        assert_eq!(process.pid.to_native(), 10);
+        assert_eq!(process.command.as_str(), "nginx");
         let back: RRPair = rkyv::deserialize::<RRPair, rkyv::rancor::Error>(archived).unwrap();
         assert_eq!(back, pair);
     }

@@ -12,8 +12,9 @@ use tapline_segment::{Segment, SegmentError, SegmentKind, read_dir_segments};
 use crate::record::ArchivedRRPair;
 use crate::worker::WorkerStats;
 
-/// Version of the snapshot layout and manifest this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+/// Version of the snapshot layout, manifest and records this build writes and reads. Version 2
+/// (record format 2) added the process of TLS plaintext pairs; a reader refuses any other.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 const MANIFEST: &str = "manifest.json";
 
 /// Why a snapshot could not be written or read.
@@ -37,7 +38,14 @@ pub enum SnapshotError {
     #[error("{0}: bad manifest: {1}")]
     BadManifest(PathBuf, String),
     /// The manifest is of a format version this build does not read.
-    #[error("{0}: snapshot format version {1}, this build reads version {SNAPSHOT_FORMAT_VERSION}")]
+    #[error(
+        "{0}: snapshot format version {1}, this build reads version {SNAPSHOT_FORMAT_VERSION} only; {hint}",
+        hint = if *.1 < SNAPSHOT_FORMAT_VERSION {
+            "it was written by an older tapline: import or capture the traffic again with this one"
+        } else {
+            "it was written by a newer tapline: read it with that version"
+        }
+    )]
     Version(PathBuf, u32),
     /// A segment is unreadable or corrupt.
     #[error("{0}: {1}")]
@@ -140,7 +148,7 @@ impl TimeRange {
 /// Counters of a snapshot, written to its manifest.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Counts {
-    /// Packets read.
+    /// Network packets read (TLS plaintext chunks are counted in `tls_chunks`).
     pub packets: u64,
     /// Captured bytes of those packets.
     pub bytes: u64,
@@ -172,9 +180,9 @@ pub struct Counts {
     pub gaps: u64,
     /// Bytes lost in those holes.
     pub gap_bytes: u64,
-    /// Flows evicted because the flow table was full.
+    /// Flows (TCP connections and TLS plaintext streams) evicted because their table was full.
     pub evicted_flows: u64,
-    /// Flows closed after being idle.
+    /// Flows (TCP connections and TLS plaintext streams) closed after being idle.
     pub idle_timeouts: u64,
     /// Times a reassembly buffer limit was reached.
     pub buffer_overflows: u64,
@@ -184,6 +192,30 @@ pub struct Counts {
     pub packet_segments: u64,
     /// RRPair segment files.
     pub rrpair_segments: u64,
+    /// TLS plaintext chunks read (stored with the packets).
+    pub tls_chunks: u64,
+    /// Plaintext bytes in those chunks.
+    pub tls_plaintext_bytes: u64,
+    /// Plaintext bytes the kernel could not copy (the pairs they fell in are flagged `gap`).
+    pub tls_lost_bytes: u64,
+    /// Frames of the TLS link type that were not valid chunks.
+    pub tls_bad_chunks: u64,
+    /// TLS plaintext streams parsed (one per connection, seen from one of its processes).
+    pub tls_streams: u64,
+    /// TLS plaintext streams whose bytes were not HTTP/1.
+    pub tls_non_http_streams: u64,
+    /// Chunks of a connection's second view, when both its ends were captured: not parsed.
+    pub tls_duplicate_chunks: u64,
+    /// Plaintext bytes of those chunks.
+    pub tls_duplicate_bytes: u64,
+    /// TCP segments with payload of connections whose plaintext was captured: stored, not
+    /// parsed.
+    pub tls_ciphertext_segments: u64,
+    /// TCP connections that carried TLS (seen by their handshake or their captured plaintext):
+    /// not parsed, and not counted in `non_http_connections`.
+    pub tls_connections: u64,
+    /// RRPairs the live pair tap refused (its queue was full).
+    pub tap_dropped_pairs: u64,
 }
 
 impl Counts {
@@ -193,6 +225,14 @@ impl Counts {
         self.connections += w.connections;
         self.non_http_connections += w.non_http_connections;
         self.incomplete_rrpairs += w.incomplete_pairs;
+        self.tls_streams += w.tls_streams;
+        self.tls_non_http_streams += w.tls_non_http_streams;
+        self.tls_duplicate_chunks += w.tls_duplicate_chunks;
+        self.tls_duplicate_bytes += w.tls_duplicate_bytes;
+        self.tls_ciphertext_segments += w.tls_ciphertext_segments;
+        self.tls_connections += w.tls_connections;
+        self.idle_timeouts += w.tls_idle_timeouts;
+        self.evicted_flows += w.tls_evicted_streams;
         self.out_of_order += r.out_of_order;
         self.retransmitted += r.retransmitted;
         self.conflicting_overlaps += r.conflicting_overlaps;
@@ -365,5 +405,48 @@ impl Snapshot {
             )
         });
         pairs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest_with_version(dir: &Path, version: u32) {
+        let layout = SnapshotLayout::create(dir).unwrap();
+        let mut manifest = Manifest::new(
+            Source {
+                kind: "import".into(),
+                path: "x.pcap".into(),
+            },
+            TimeRange::default(),
+            Counts::default(),
+            1,
+            None,
+        );
+        manifest.format_version = version;
+        layout.write_manifest(&manifest).unwrap();
+    }
+
+    #[test]
+    fn snapshots_of_other_versions_are_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old");
+        manifest_with_version(&old, 1);
+        let err = Snapshot::open(&old).unwrap_err().to_string();
+        assert!(
+            err.contains("snapshot format version 1, this build reads version 2 only")
+                && err.contains("older tapline: import or capture the traffic again"),
+            "{err}"
+        );
+        let new = dir.path().join("new");
+        manifest_with_version(&new, 3);
+        let err = Snapshot::open(&new).unwrap_err().to_string();
+        assert!(err.contains("written by a newer tapline"), "{err}");
+        let current = dir.path().join("current");
+        manifest_with_version(&current, SNAPSHOT_FORMAT_VERSION);
+        let snap = Snapshot::open(&current).unwrap();
+        assert_eq!(snap.manifest().counts.tls_chunks, 0);
+        assert!(snap.pairs(&mut |e| panic!("{e}")).is_empty());
     }
 }

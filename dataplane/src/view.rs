@@ -1,5 +1,6 @@
 //! Readable views of stored RRPairs: the fields `inspect` prints and filters on, rendered as
-//! JSON lines, a table, or markdown.
+//! JSON lines, a table, or markdown. Pairs of TLS plaintext also show the process they were
+//! captured in; pairs parsed from packets show exactly what they always did.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -8,7 +9,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tapline_http1::{RequestHead, ResponseHead, parse_request_head, parse_response_head};
 
-use crate::record::{ArchivedMessage, ArchivedRRPair, PairFlags};
+use crate::record::{ArchivedMessage, ArchivedProcessInfo, ArchivedRRPair, PairFlags};
 
 /// Formats nanoseconds since the Unix epoch as RFC 3339 UTC with nanoseconds.
 pub fn rfc3339(ns: u64) -> String {
@@ -100,10 +101,21 @@ impl<'a> PairView<'a> {
         PairFlags(self.pair.flags.to_native())
     }
 
-    /// One JSON object, as `inspect --format jsonl` prints it.
+    /// Whether the pair was parsed from TLS plaintext captured in a process.
+    pub fn tls(&self) -> bool {
+        self.flags().0 & PairFlags::TLS != 0
+    }
+
+    /// The process a TLS plaintext pair was captured in.
+    pub fn process(&self) -> Option<&'a ArchivedProcessInfo> {
+        self.pair.process.as_ref()
+    }
+
+    /// One JSON object, as `inspect --format jsonl` prints it. A TLS plaintext pair also has
+    /// `"tls": true` and `"process": {pid, tid, command, cgroup, cgroup_id}`.
     pub fn to_json(&self) -> Value {
         let flow = &self.pair.flow;
-        json!({
+        let mut v = json!({
             "id": self.id(),
             "protocol": self.pair.protocol.name(),
             "start": rfc3339(self.pair.start_ns.to_native()),
@@ -113,7 +125,26 @@ impl<'a> PairView<'a> {
             "request": self.pair.request.as_ref().map(|m| self.request_json(m)),
             "response": self.pair.response.as_ref().map(|m| self.response_json(m)),
             "flags": self.flags().names().collect::<Vec<_>>(),
-        })
+        });
+        if self.tls() {
+            v["tls"] = json!(true);
+        }
+        if let Some(p) = self.process() {
+            v["process"] = json!({
+                "pid": p.pid.to_native(),
+                "tid": p.tid.to_native(),
+                "command": p.command.as_str(),
+                "cgroup": p.cgroup.as_str(),
+                "cgroup_id": p.cgroup_id.to_native(),
+            });
+        }
+        v
+    }
+
+    /// The process as shown in the table and markdown: `command/pid`.
+    fn process_label(&self) -> Option<String> {
+        self.process()
+            .map(|p| format!("{}/{}", p.command.as_str(), p.pid.to_native()))
     }
 
     fn request_json(&self, m: &ArchivedMessage) -> Value {
@@ -148,10 +179,14 @@ impl<'a> PairView<'a> {
             path = path.chars().take(47).collect::<String>() + "…";
         }
         let flags: Vec<_> = self.flags().names().collect();
+        let mut flow_cell = format!("{} → {}", flow.src(), flow.dst());
+        if let Some(label) = self.process_label() {
+            let _ = write!(flow_cell, " ({label})");
+        }
         [
             time,
             format_duration(self.duration_us()),
-            format!("{} → {}", flow.src(), flow.dst()),
+            flow_cell,
             self.method().unwrap_or("-").to_string(),
             path,
             self.status().map_or("-".into(), |s| s.to_string()),
@@ -192,6 +227,22 @@ impl<'a> PairView<'a> {
                 }
             },
         );
+        if self.tls() {
+            out.insert_str(out.len() - 1, "- tls: true\n");
+        }
+        if let Some(p) = self.process() {
+            let cgroup = match p.cgroup.as_str() {
+                "" => String::new(),
+                path => format!(", cgroup `{path}`"),
+            };
+            let line = format!(
+                "- process: `{}` (pid {}, tid {}){cgroup}\n",
+                p.command.as_str(),
+                p.pid.to_native(),
+                p.tid.to_native(),
+            );
+            out.insert_str(out.len() - 1, &line);
+        }
         for (title, message) in [
             ("Request", self.pair.request.as_ref()),
             ("Response", self.pair.response.as_ref()),
@@ -319,5 +370,66 @@ mod tests {
         assert_eq!(format_duration(12), "12µs");
         assert_eq!(format_duration(1_500), "1.5ms");
         assert_eq!(format_duration(2_500_000), "2.50s");
+    }
+
+    #[test]
+    fn tls_pairs_show_the_marker_and_their_process() {
+        use crate::record::{Flow, Message, ProcessInfo, Protocol, RRPair};
+        let pair = |process: Option<ProcessInfo>, flags| RRPair {
+            id: 1,
+            protocol: Protocol::Http1,
+            start_ns: 0,
+            end_ns: 1_000,
+            flow: Flow::new(
+                "10.0.0.1:51000".parse().unwrap(),
+                "10.0.0.2:443".parse().unwrap(),
+            ),
+            conn_start_ns: 0,
+            index_in_conn: 0,
+            request: Some(Message {
+                head: b"GET /x HTTP/1.1\r\n\r\n".to_vec(),
+                ..Message::default()
+            }),
+            response: None,
+            interim: vec![],
+            flags,
+            process,
+        };
+        let tls = rkyv::to_bytes::<rkyv::rancor::Error>(&pair(
+            Some(ProcessInfo {
+                pid: 42,
+                tid: 43,
+                command: "nginx".into(),
+                cgroup: "/svc".into(),
+                cgroup_id: 5,
+            }),
+            PairFlags::TLS,
+        ))
+        .unwrap();
+        let tls = rkyv::access::<ArchivedRRPair, rkyv::rancor::Error>(&tls).unwrap();
+        let view = PairView::new(tls);
+        let json = view.to_json();
+        assert_eq!(json["tls"], true);
+        assert_eq!(json["flags"], json!(["tls"]));
+        assert_eq!(
+            json["process"],
+            json!({"pid": 42, "tid": 43, "command": "nginx", "cgroup": "/svc", "cgroup_id": 5})
+        );
+        let row = view.table_row();
+        assert_eq!(row[2], "10.0.0.1:51000 → 10.0.0.2:443 (nginx/42)");
+        assert_eq!(row[7], "tls");
+        let md = view.to_markdown();
+        assert!(
+            md.contains("- flags: tls\n- tls: true\n- process: `nginx` (pid 42, tid 43), cgroup `/svc`\n\n### Request"),
+            "{md}"
+        );
+
+        let plain = rkyv::to_bytes::<rkyv::rancor::Error>(&pair(None, 0)).unwrap();
+        let plain = rkyv::access::<ArchivedRRPair, rkyv::rancor::Error>(&plain).unwrap();
+        let view = PairView::new(plain);
+        let json = view.to_json();
+        assert!(json.get("tls").is_none() && json.get("process").is_none());
+        assert_eq!(view.table_row()[2], "10.0.0.1:51000 → 10.0.0.2:443");
+        assert!(view.to_markdown().contains("- flags: none\n\n### Request"));
     }
 }

@@ -18,6 +18,7 @@ pub mod capture;
 pub mod chaos;
 pub mod error;
 pub mod live;
+pub mod mirror_support;
 pub mod mock_support;
 pub mod netns;
 pub mod pcap;
@@ -25,7 +26,9 @@ pub mod privilege;
 pub mod process;
 pub mod replay_support;
 pub mod rrpair;
+pub mod run_support;
 pub mod scripts;
+pub mod serve_support;
 pub mod tapline;
 pub mod tshark;
 

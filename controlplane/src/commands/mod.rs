@@ -4,8 +4,12 @@ mod capture;
 mod demo;
 mod import;
 mod inspect;
+pub(crate) mod job;
+mod mirror;
 mod mock;
 mod replay;
+pub(crate) mod serve;
+mod run;
 
 use crate::cli::{Cli, Command};
 
@@ -18,5 +22,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(args) => demo::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Mock(args) => mock::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Job(args) => job::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Mirror(args) => mirror::run(&args),
     }
 }

@@ -59,7 +59,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
     Ok(if report.passed { 0 } else { exit::ASSERTIONS })
 }
 
-fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(super) fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
@@ -67,7 +67,7 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-fn print(report: &Report, quiet: bool, written: &[std::path::PathBuf]) {
+pub(super) fn print(report: &Report, quiet: bool, written: &[std::path::PathBuf]) {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let summary = if quiet {

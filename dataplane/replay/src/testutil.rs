@@ -92,6 +92,7 @@ pub fn archive(recs: &[Rec]) -> Vec<AlignedVec> {
                 }),
                 interim: vec![],
                 flags: r.flags,
+                process: None,
             };
             rkyv::to_bytes::<rkyv::rancor::Error>(&pair).unwrap()
         })

@@ -1,7 +1,17 @@
 use super::*;
-use crate::record::{ArchivedRRPair, Flow, Message, Protocol, RRPair};
+use crate::record::{ArchivedRRPair, Flow, Message, ProcessInfo, Protocol, RRPair};
 
 fn pair(method: &str, target: &str, status: u16, flags: u32) -> rkyv::util::AlignedVec {
+    with_process(method, target, status, flags, None)
+}
+
+fn with_process(
+    method: &str,
+    target: &str,
+    status: u16,
+    flags: u32,
+    process: Option<ProcessInfo>,
+) -> rkyv::util::AlignedVec {
     let pair = RRPair {
         id: 0xabc,
         protocol: Protocol::Http1,
@@ -25,6 +35,7 @@ fn pair(method: &str, target: &str, status: u16, flags: u32) -> rkyv::util::Alig
         }),
         interim: vec![],
         flags,
+        process,
     };
     rkyv::to_bytes::<rkyv::rancor::Error>(&pair).unwrap()
 }
@@ -64,6 +75,39 @@ fn flags_filter() {
     assert!(check("flag=incomplete", &p));
     assert!(!check("flag!=incomplete", &p));
     assert!(!check("flag=gap", &p));
+}
+
+#[test]
+fn tls_pairs_filter_on_their_process() {
+    let process = ProcessInfo {
+        pid: 4242,
+        tid: 4243,
+        command: "nginx".into(),
+        cgroup: "/system.slice/nginx.service".into(),
+        cgroup_id: 7,
+    };
+    let tls = with_process("GET", "/", 200, PairFlags::TLS, Some(process));
+    let plain = pair("GET", "/", 200, 0);
+    for (expr, on_tls, on_plain) in [
+        ("flag=tls", true, false),
+        ("flag!=tls", false, true),
+        ("pid=4242", true, false),
+        ("pid>4000 and pid<5000", true, false),
+        ("pid!=4242", false, true),
+        ("pid=1", false, false),
+        ("command=nginx", true, false),
+        ("comm=nginx", true, false),
+        ("command~^ngi", true, false),
+        ("command!=nginx", false, true),
+        ("command!~curl", true, true),
+        ("cgroup~nginx.service", true, false),
+        ("cgroup=\"/system.slice/nginx.service\"", true, false),
+    ] {
+        assert_eq!(check(expr, &tls), on_tls, "{expr} on the tls pair");
+        assert_eq!(check(expr, &plain), on_plain, "{expr} on the plain pair");
+    }
+    let e = Filter::parse("pid=abc").unwrap_err();
+    assert!(e.reason.contains("expected a number"), "{e}");
 }
 
 #[test]
