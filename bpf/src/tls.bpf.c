@@ -91,6 +91,7 @@ struct tl_tls_call {
 	__u64 session;
 	__u64 buf;
 	__u64 len_ptr; /* _ex calls: size_t *written / *readbytes */
+	__u64 asked;   /* the length argument: no call moves more */
 	__u64 ts_ns;   /* when the call started */
 	__u32 cookie;  /* the attach cookie (TL_TLS_COOKIE_*) */
 	__s32 fd;      /* the socket seen under the call, -1 when none yet */
@@ -283,10 +284,14 @@ int tl_tls_enter(struct pt_regs *ctx)
 
 	if (!tl_wanted(id >> 32))
 		return 0;
+	call.cookie = bpf_get_attach_cookie(ctx);
 	call.session = PT_REGS_PARM1(ctx);
 	call.buf = PT_REGS_PARM2(ctx);
+	call.asked = PT_REGS_PARM3(ctx);
+	/* SSL_read/SSL_write take an int: the register's upper half is not theirs. */
+	if ((call.cookie & 0xff) == TL_TLS_LIB_OPENSSL && !(call.cookie & TL_TLS_COOKIE_EX))
+		call.asked = (__u32)call.asked;
 	call.ts_ns = bpf_ktime_get_ns();
-	call.cookie = bpf_get_attach_cookie(ctx);
 	call.fd = -1;
 	if (call.cookie & TL_TLS_COOKIE_EX)
 		call.len_ptr = PT_REGS_PARM4(ctx);
@@ -434,9 +439,10 @@ static __always_inline void tl_emit_data(struct tl_tls_call *call, __u64 id, __u
 	if (s->hdr.tuple.family == 0)
 		tl_count(TL_TLS_CNT_NO_TUPLE, 1);
 
-	chunks = (len + TL_TLS_CHUNK - 1) / TL_TLS_CHUNK;
-	if (chunks > TL_TLS_MAX_CHUNKS)
+	if (len > (__u64)TL_TLS_MAX_CHUNKS * TL_TLS_CHUNK)
 		chunks = TL_TLS_MAX_CHUNKS;
+	else
+		chunks = (len + TL_TLS_CHUNK - 1) / TL_TLS_CHUNK;
 	c.buf = call->buf;
 	c.len = len;
 	c.level = level;
@@ -494,6 +500,8 @@ int tl_tls_exit(struct pt_regs *ctx)
 			return 0;
 		len = ret;
 	}
+	if (len > call.asked)
+		len = call.asked;
 	if (len == 0)
 		return 0;
 	tl_emit_data(&call, id, len);

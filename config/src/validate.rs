@@ -174,7 +174,10 @@ fn serve(config: &Config, push: &mut impl FnMut(&'static str, Option<&'static st
         push(
             "serve.max_body",
             None,
-            format!("must be between {BODY_MIN} and {BODY_MAX}, found {}", s.max_body),
+            format!(
+                "must be between {BODY_MIN} and {BODY_MAX}, found {}",
+                s.max_body
+            ),
         );
     }
     if s.tls_cert.is_some() != s.tls_key.is_some() {

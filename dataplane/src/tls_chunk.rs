@@ -73,7 +73,9 @@ pub enum ChunkKind {
 /// One TLS plaintext chunk, borrowing its text and bytes from the buffer it was decoded from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TlsChunk<'a> {
-    /// When the library call returned, nanoseconds since the Unix epoch.
+    /// When the library call returned, nanoseconds since the Unix epoch. A capture source sets
+    /// the frame's time ([`RawPacket::ts_ns`](crate::capture::RawPacket::ts_ns)) to the same
+    /// value; the pipeline orders chunks by the frame's time, as it does packets.
     pub ts_ns: u64,
     /// Process (thread group) id.
     pub pid: u32,

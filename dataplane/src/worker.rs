@@ -155,7 +155,12 @@ pub fn run(
                     payload,
                 }),
                 RefKind::TlsChunk => match tls_chunk::decode(payload) {
-                    Ok(chunk) => engine.tls_chunk(&chunk),
+                    // The frame's time rules, as for packets: the chunk's own `ts_ns` is the
+                    // same from a live source, and a rewritten capture changes only the frame's.
+                    Ok(chunk) => engine.tls_chunk(&TlsChunk {
+                        ts_ns: item.ts_ns,
+                        ..chunk
+                    }),
                     // The dispatcher decoded it already; a frame that reads back differently
                     // is as unreadable as a missing one.
                     Err(_) => unreadable += 1,

@@ -23,13 +23,16 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The service: `/users/N` and `/orders/N` answer JSON; variant `b` adds one to every order's
 /// total (so it differs on `/orders/*` only); `--sleep S` waits S seconds before each answer.
-pub const APP_PY: &str = r#"import argparse, json, time
+/// With `--dep URL`, an order's total is the price its dependency (`URL/price/N`, this same
+/// program) gives, and 502 when the dependency cannot be reached.
+pub const APP_PY: &str = r#"import argparse, json, time, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 p = argparse.ArgumentParser()
 p.add_argument("--port", type=int, required=True)
 p.add_argument("--variant", default="a")
 p.add_argument("--sleep", type=float, default=0.0)
+p.add_argument("--dep", default="")
 a = p.parse_args()
 
 
@@ -48,9 +51,20 @@ class Handler(BaseHTTPRequestHandler):
             n = int(parts[1])
             if parts[0] == "users":
                 status, body = 200, {"id": n, "name": "user %d" % n}
+            elif parts[0] == "price":
+                status, body = 200, {"n": n, "price": 7 * n}
             elif parts[0] == "orders":
-                total = 10 * n + (1 if a.variant == "b" else 0)
-                status, body = 200, {"id": n, "total": total, "currency": "EUR"}
+                total = 10 * n
+                if a.dep:
+                    try:
+                        with urllib.request.urlopen("%s/price/%d" % (a.dep, n), timeout=2) as r:
+                            total = json.loads(r.read())["price"]
+                    except Exception as e:
+                        total = None
+                        status, body = 502, {"error": str(e)}
+                if total is not None:
+                    total += 1 if a.variant == "b" else 0
+                    status, body = 200, {"id": n, "total": total, "currency": "EUR"}
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -62,6 +76,8 @@ class Handler(BaseHTTPRequestHandler):
 ThreadingHTTPServer.daemon_threads = True
 # Python's default backlog of 5 drops the SYNs of a burst of new connections (1 s retries).
 ThreadingHTTPServer.request_queue_size = 128
+# A client that goes away mid-connection (wrk at its end) is not worth a traceback.
+ThreadingHTTPServer.handle_error = lambda self, request, address: None
 server = ThreadingHTTPServer(("0.0.0.0", a.port), Handler)
 print("READY", flush=True)
 server.serve_forever()

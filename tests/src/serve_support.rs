@@ -437,7 +437,21 @@ pub fn wait_state(api: &Api, id: u64, state: &str, within: Duration) -> Result<s
     }
 }
 
-/// Whether any process of group `pgid` is alive.
+/// Whether any process of group `pgid` is alive; zombies do not count (an init that does not
+/// reap keeps the children of a killed daemon as zombies).
 pub fn group_alive(pgid: i32) -> bool {
-    nix::sys::signal::killpg(Pid::from_raw(pgid), None).is_ok()
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.filter_map(std::result::Result::ok).any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        fields.first() != Some(&"Z")
+            && fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid)
+    })
 }

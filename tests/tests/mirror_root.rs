@@ -198,7 +198,15 @@ fn mirror_root_a_differing_build_differs_on_exactly_those_paths() {
         assert!(m["target"].as_str().unwrap().starts_with("/orders/"), "{m}");
         assert_eq!(m["diffs"][0]["path"], "$.total", "{m}");
     }
-    assert!(end.stdout.contains("$.total: 10 → 11"), "{}", end.stdout);
+    let first = mismatches
+        .iter()
+        .find(|m| m["target"] == "/orders/1")
+        .unwrap();
+    assert_eq!(
+        (&first["diffs"][0]["expected"], &first["diffs"][0]["actual"]),
+        (&10.into(), &11.into())
+    );
+    assert!(end.stdout.contains("    $.total: "), "{}", end.stdout);
     assert!(
         std::fs::read_to_string(&junit)
             .unwrap()
@@ -289,4 +297,59 @@ fn mirror_root_a_killed_shadow_is_counted_not_felt() {
     let failed = count(&report, "/errors") + count(&report, "/mirror/dropped/shadow_down");
     assert_eq!(failed, 10, "after the kill: {}", report["mirror"]);
     assert!(count(&report, "/errors") >= 1);
+}
+
+#[test]
+fn mirror_root_dependency_calls_are_learned_live() {
+    let test = "mirror_root_dependency_calls_are_learned_live";
+    let dir = tempfile::tempdir().unwrap();
+    let app = write_app(dir.path()).unwrap();
+    if !require_ebpf(test) || !require_tools(test, &["ip", "ping", "curl"]) {
+        return;
+    }
+    let guard = NetnsGuard::new(test).unwrap();
+    guard.wait_reachable(Side::B).unwrap();
+    // The dependency lives in B, so production's calls to it cross the captured veth.
+    let dep = format!("http://{}:9000", Side::B.ipv4());
+    let _dependency = Background::spawn_until(
+        guard
+            .b
+            .command(scripts::python())
+            .arg(&app)
+            .args(["--port", "9000"]),
+        "READY",
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let service = Background::spawn_until(
+        guard.a.command(scripts::python()).arg(&app).args([
+            "--port",
+            &PORT.to_string(),
+            "--dep",
+            &dep,
+        ]),
+        "READY",
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let p = Production {
+        guard,
+        _service: service,
+        app,
+    };
+    let report_dir = dir.path().join("report");
+    let mirror = start_mirror(&p, &report_dir, &format!("--dep {dep}"), &[]);
+    let completed = curls(&p, 5);
+    mirror.wait_counted(completed, Duration::from_secs(20));
+    let end = mirror.stop();
+    eprintln!("{test}: mirror output:\n{}", end.stdout);
+    assert_eq!(end.code, Some(0), "{}\n{}", end.stdout, end.stderr);
+    let report = read_report(&report_dir).unwrap();
+    check_accounting(&report, completed, 0);
+    assert_eq!(count(&report, "/matched"), 10, "{}", report["mismatches"]);
+    let mocks = &report["mirror"]["mocks"];
+    assert_eq!(mocks["from"], "live", "{mocks}");
+    assert_eq!(count(&report, "/mirror/mocks/learned"), 5, "{mocks}");
+    assert_eq!(count(&report, "/mirror/mocks/exact"), 5, "{mocks}");
+    assert_eq!(count(&report, "/mirror/mocks/unmatched"), 0, "{mocks}");
 }

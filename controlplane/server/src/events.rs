@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::api::{ApiError, AppState, job_id};
-use crate::job::{Job, JobEvent};
+use crate::job::{Job, JobEvent, JobState};
 use crate::scheduler::{JobError, Scheduler};
 
 /// How often the output files are read.
@@ -65,9 +65,7 @@ async fn follow(
 ) {
     let id = job.id;
     let mut outputs = [Tail::new(&dir, "stdout"), Tail::new(&dir, "stderr")];
-    if !job.state.is_final() && !send(&tx, &state_event(&job)).await {
-        return;
-    }
+    let mut announced: Option<(JobState, Option<i32>)> = None;
     loop {
         for tail in &mut outputs {
             for event in tail.read(job.state.is_final()) {
@@ -79,6 +77,15 @@ async fn follow(
         if job.state.is_final() {
             let _ = send(&tx, &state_event(&job)).await;
             return;
+        }
+        // A job is announced running once its process is known.
+        let starting = job.state == JobState::Running && job.pid.is_none();
+        let now = (job.state, job.pid);
+        if !starting && announced != Some(now) {
+            if !send(&tx, &state_event(&job)).await {
+                return;
+            }
+            announced = Some(now);
         }
         let wait = async {
             loop {
@@ -93,18 +100,13 @@ async fn follow(
             }
         };
         let _ = tokio::time::timeout(TICK, wait).await;
-        let now = match scheduler.store().job(id) {
-            Ok(Some(stored)) => stored.job,
-            _ => return,
-        };
-        let changed = now.state != job.state || now.pid != job.pid;
-        job = now;
-        if changed && !job.state.is_final() && !send(&tx, &state_event(&job)).await {
-            return;
-        }
         if tx.is_closed() {
             return;
         }
+        job = match scheduler.store().job(id) {
+            Ok(Some(stored)) => stored.job,
+            _ => return,
+        };
     }
 }
 

@@ -154,19 +154,63 @@ pub fn kill_group(pgid: i32) {
 
 /// Kills what is left of a job started by a previous daemon: its process group when its
 /// leader is still the same process (same pid, start time and boot), and every process
-/// carrying its `marker` in its environment. Returns how many processes were signalled.
+/// carrying its `marker` in its environment; then waits (up to 3 s) until they are gone, so
+/// that what they owned can be cleaned up next. Returns how many live processes (zombies do
+/// not count) were killed.
 pub fn kill_leftovers(identity: &ProcessIdentity, marker: &str) -> usize {
-    let mut killed = 0;
+    let proc = Path::new("/proc");
     let same_boot = identity.boot_id.is_empty() || identity.boot_id == boot_id();
+    let mut targets = Vec::new();
     if same_boot && identity.pid > 1 && start_ticks(identity.pid) == Some(identity.start_ticks) {
+        targets.extend(
+            group_members(proc, identity.pid)
+                .into_iter()
+                .filter(|p| alive(*p)),
+        );
         kill_group(identity.pid);
-        killed += 1;
     }
-    for pid in marked_processes(Path::new("/proc"), marker) {
+    for pid in marked_processes(proc, marker) {
+        if alive(pid) && !targets.contains(&pid) {
+            targets.push(pid);
+        }
         signal_process(pid, Signal::SIGKILL);
-        killed += 1;
     }
-    killed
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while targets.iter().any(|pid| alive(*pid)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    targets.len()
+}
+
+/// Whether `pid` exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().next().map(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+/// The processes under `proc` in process group `pgid` (field 5 of their stat line).
+fn group_members(proc: &Path, pgid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir(proc) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(proc.join(pid.to_string()).join("stat"))
+                .ok()
+                .and_then(|stat| {
+                    let (_, rest) = stat.rsplit_once(')')?;
+                    rest.split_whitespace().nth(2)?.parse::<i32>().ok()
+                })
+                == Some(pgid)
+        })
+        .collect()
 }
 
 /// The processes under `proc` whose environment holds `TAPLINE_JOB=marker`.
@@ -189,9 +233,14 @@ fn marked_processes(proc: &Path, marker: &str) -> Vec<i32> {
         .collect()
 }
 
-/// Whether any process of group `pgid` is alive.
+/// Whether any process of group `pgid` is alive (zombies do not count: an init that does
+/// not reap keeps them forever).
 pub fn group_alive(pgid: i32) -> bool {
-    pgid > 1 && killpg(Pid::from_raw(pgid), None).is_ok()
+    pgid > 1
+        && killpg(Pid::from_raw(pgid), None).is_ok()
+        && group_members(Path::new("/proc"), pgid)
+            .into_iter()
+            .any(alive)
 }
 
 #[cfg(test)]
@@ -236,6 +285,35 @@ mod tests {
         assert_eq!(kill_leftovers(&stale, &marker), 1);
         let status = child.wait().unwrap();
         assert!(!status.success());
+    }
+
+    #[test]
+    fn a_leftover_group_is_killed_whole() {
+        use std::os::unix::process::CommandExt;
+        let mut leader = Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 30; wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(leader.id()).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while group_members(Path::new("/proc"), pid)
+            .into_iter()
+            .filter(|p| alive(*p))
+            .count()
+            < 3
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let members: Vec<i32> = group_members(Path::new("/proc"), pid)
+            .into_iter()
+            .filter(|p| alive(*p))
+            .collect();
+        assert_eq!(members.len(), 3, "{members:?}");
+        assert_eq!(kill_leftovers(&identity(pid), "no-such-marker"), 3);
+        assert!(!leader.wait().unwrap().success());
+        assert!(!group_alive(pid));
     }
 
     #[test]

@@ -267,8 +267,15 @@ pub fn resolve_snapshot(snapshots: &Path, name: &str) -> Result<PathBuf, SpecErr
 /// Reads one kind's struct, naming the field of the first problem.
 fn typed<T: serde::de::DeserializeOwned>(fields: &serde_json::Value) -> Result<T, SpecError> {
     serde_path_to_error::deserialize::<_, T>(fields).map_err(|e| {
-        let message = e.inner().to_string();
+        let mut message = e.inner().to_string();
         let path = e.path().to_string();
+        // serde says "expected u16" of a port out of range: say the range.
+        if let Some(number) = message
+            .strip_prefix("invalid value: integer `")
+            .and_then(|rest| rest.strip_suffix("`, expected u16"))
+        {
+            message = format!("out of range: expected 1 to 65535, found {number}");
+        }
         // Unknown and missing fields are reported at the object holding them: name the
         // field itself.
         let field = if path == "." {

@@ -28,8 +28,9 @@ use tapline_dataplane::live::{
     LiveStatus,
 };
 use tapline_dataplane::snapshot::Snapshot;
+use tapline_mirror::learn::{self, LearnSummary, LiveMocks};
 use tapline_mirror::report::{self, Facts};
-use tapline_mirror::{Ledger, MirrorConfig, Status};
+use tapline_mirror::{DEFAULT_HOLD, DEFAULT_LEARNED, Ledger, MirrorConfig, Status};
 use tapline_mock::{Latency, MatchConfig};
 use tapline_netns::{
     DependencyPlan, EnvSpec, Environment, MockSet, MockSettings, NetnsError, Process, Readiness,
@@ -80,16 +81,44 @@ pub fn run(args: &MirrorArgs) -> anyhow::Result<u8> {
             done.elapsed.as_millis()
         ));
     }
-    let Some((ledger, started, elapsed)) = outcome? else {
+    let Some(Mirrored {
+        ledger,
+        started_ns: started,
+        elapsed,
+        learned,
+    }) = outcome?
+    else {
         eprintln!("tapline mirror: stopped before the build was ready; torn down");
         return Ok(130);
     };
-    let mocks_json = mocks.map(|s| {
-        serde_json::json!({
-            "requests": s.requests, "exact": s.exact, "closest": s.closest,
+    let mocks_json = match (mocks, learned) {
+        (Some(s), _) => Some(serde_json::json!({
+            "from": "snapshot", "requests": s.requests, "exact": s.exact, "closest": s.closest,
             "unmatched": s.unmatched, "unmatched_samples": s.unmatched_samples,
-        })
-    });
+        })),
+        (None, Some(l)) => {
+            setup.say(&format!(
+                "live mocks: {} dependency requests learned from {} answers ({}), answered {} \
+                 calls of the build: {} exact, {} closest, {} unmatched",
+                l.learned,
+                l.answers,
+                if l.servers.is_empty() {
+                    "no dependency seen".to_owned()
+                } else {
+                    l.servers.join(", ")
+                },
+                l.requests,
+                l.exact,
+                l.closest,
+                l.unmatched
+            ));
+            serde_json::to_value(&l).ok().map(|mut v| {
+                v["from"] = "live".into();
+                v
+            })
+        }
+        (None, None) => None,
+    };
     let source = match &args.netns {
         Some(ns) => format!("{ns}/{} port {}", args.iface, args.port),
         None => format!("{} port {}", args.iface, args.port),
@@ -124,6 +153,15 @@ pub fn run(args: &MirrorArgs) -> anyhow::Result<u8> {
     } else {
         exit::ASSERTIONS
     })
+}
+
+/// What a mirror run measured.
+#[derive(Debug)]
+struct Mirrored {
+    ledger: Arc<Ledger>,
+    started_ns: u64,
+    elapsed: Duration,
+    learned: Option<LearnSummary>,
 }
 
 /// What runs, for the teardown.
@@ -247,7 +285,7 @@ impl<'a> Setup<'a> {
         &self,
         parts: &mut Parts,
         stop: &'static AtomicBool,
-    ) -> anyhow::Result<Option<(Arc<Ledger>, u64, Duration)>> {
+    ) -> anyhow::Result<Option<Mirrored>> {
         let args = self.args;
         let env = Environment::create(&EnvSpec {
             prefix: "mirror".into(),
@@ -318,13 +356,33 @@ impl<'a> Setup<'a> {
     }
 
     /// Captures and mirrors until stopped.
-    fn mirror(
-        &self,
-        env: &Environment,
-        stop: &'static AtomicBool,
-    ) -> anyhow::Result<(Arc<Ledger>, u64, Duration)> {
+    fn mirror(&self, env: &Environment, stop: &'static AtomicBool) -> anyhow::Result<Mirrored> {
         let args = self.args;
-        let (ledger, intake, senders) = tapline_mirror::start(&self.config, None);
+        let mut config = self.config.clone();
+        let live_mocks = (!args.no_learn && args.mocks.is_none()).then(|| {
+            config.hold = DEFAULT_HOLD;
+            LiveMocks::new(args.port, DEFAULT_LEARNED)
+        });
+        let stop_mocks = Arc::new(AtomicBool::new(false));
+        let serving = match &live_mocks {
+            Some(mocks) => {
+                let (mocks, stop) = (Arc::clone(mocks), Arc::clone(&stop_mocks));
+                self.say(&format!(
+                    "live mocks: the build's dependency calls are answered with production's \
+                     latest answers to the same calls (requests held {} ms for them)",
+                    DEFAULT_HOLD.as_millis()
+                ));
+                Some(
+                    env.thread("tapline-live-mocks", move || {
+                        learn::serve(&mocks, &stop, add_to_loopback)
+                    })
+                    .map_err(netns)?,
+                )
+            }
+            None => None,
+        };
+        let learner = live_mocks.as_ref().map(LiveMocks::learner);
+        let (ledger, intake, senders) = tapline_mirror::start(&config, learner);
         let sending = env
             .thread("tapline-mirror", move || senders.run())
             .map_err(netns)?;
@@ -393,6 +451,10 @@ impl<'a> Setup<'a> {
         }
         let _ = intake.join();
         let sent = sending.join().map_err(netns)?;
+        stop_mocks.store(true, Ordering::Relaxed);
+        if let Some(serving) = serving {
+            serving.join().map_err(netns)??;
+        }
         let summary = captured.map_err(|e| {
             if e.is_environment() {
                 anyhow::Error::new(EnvironmentError(e.to_string()))
@@ -408,7 +470,12 @@ impl<'a> Setup<'a> {
                 summary.manifest.counts.rrpairs
             ));
         }
-        Ok((ledger, started_ns, elapsed))
+        Ok(Mirrored {
+            ledger,
+            started_ns,
+            elapsed,
+            learned: live_mocks.map(|m| m.summary()),
+        })
     }
 }
 
@@ -488,6 +555,18 @@ fn status_line(s: &Status) -> String {
         s.shadow_ms.0,
         s.shadow_ms.1
     )
+}
+
+/// Inside the environment: puts a learned dependency's address on the loopback, so its live
+/// mock can listen there (an address already there is fine).
+fn add_to_loopback(ip: std::net::IpAddr) -> std::io::Result<()> {
+    let mut rtnl = tapline_netns::rtnl::Rtnl::open()?;
+    let lo = rtnl.link_index("lo")?.unwrap_or(1);
+    let prefix = if ip.is_ipv4() { 32 } else { 128 };
+    match rtnl.add_address(lo, ip, prefix) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
 }
 
 /// An environment failure (exit 3) or an input failure (exit 2), by what it is.

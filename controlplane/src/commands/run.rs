@@ -40,7 +40,7 @@ const UNMATCHED_SHOWN: usize = 3;
 
 /// Runs `tapline run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
-    let job = Job::prepare(args)?;
+    let mut job = Job::prepare(args)?;
     tapline_netns::check_privileges("tapline run").map_err(environment)?;
     let cleaned = cleanup_stale();
     if !cleaned.removed.is_empty() {
@@ -56,13 +56,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     }
     let signals = Signals::install()?;
     let mut live = Live::default();
-    let mut job = job;
     let outcome = job.execute(&mut live, &signals);
     let mocks = live.stop_sut_and_mocks();
-    if let Ok(Outcome::Finished(report)) = &outcome {
-        let written = job.write_reports(report)?;
-        print(report, args.quiet, &written);
-    }
+    // Reports are written while the environment is still there to be torn down below.
+    let reported = match &outcome {
+        Ok(Outcome::Finished(report)) => job.write_reports(report).map(|written| {
+            print(report, args.quiet, &written);
+        }),
+        _ => Ok(()),
+    };
     let finished = matches!(outcome, Ok(Outcome::Finished(_)));
     if let Some(summary) = mocks.filter(|s| finished || s.requests > 0) {
         job.say(&mock_line(&summary));
@@ -82,6 +84,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
             }
         ));
     }
+    reported?;
     match outcome? {
         Outcome::Finished(report) => Ok(if report.passed { 0 } else { exit::ASSERTIONS }),
         Outcome::TimedOut(limit) => {

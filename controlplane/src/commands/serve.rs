@@ -174,7 +174,7 @@ fn announce(
     for job in &ready.recovered {
         let killed = match job.killed {
             0 => String::new(),
-            n => format!("; killed {n} leftover process group(s)/process(es)"),
+            n => format!("; killed {n} leftover process(es)"),
         };
         let _ = writeln!(
             out,

@@ -1,5 +1,6 @@
-//! The whole per-flow stack on arbitrary captures: packet decoding, TCP reassembly, HTTP/1
-//! parsing, record serialization and the inspect view of every pair produced.
+//! The whole per-flow stack on arbitrary captures: packet decoding, TCP reassembly, TLS
+//! plaintext chunks (frames of tapline's TLS link type), HTTP/1 parsing, record serialization
+//! and the inspect view of every pair produced.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -31,8 +32,8 @@ fuzz_target!(|data: &[u8]| {
     let mut pairs: Vec<Vec<u8>> = Vec::new();
     for packet in packets.take(20_000) {
         let Ok(packet) = packet else { break };
-        if let Decoded::Tcp(tcp) = decode(packet.link_type, packet.data) {
-            engine.segment(&TcpSegment {
+        match decode(packet.link_type, packet.data) {
+            Decoded::Tcp(tcp) => engine.segment(&TcpSegment {
                 ts_ns: packet.ts_ns,
                 src: tcp.src,
                 dst: tcp.dst,
@@ -40,9 +41,11 @@ fuzz_target!(|data: &[u8]| {
                 ack: tcp.ack,
                 flags: TcpFlags(tcp.flags),
                 payload: tcp.payload,
-            });
-            pairs.extend(engine.take_pairs().iter().map(<[u8]>::to_vec));
+            }),
+            Decoded::TlsChunk(chunk) => engine.tls_chunk(&chunk),
+            _ => continue,
         }
+        pairs.extend(engine.take_pairs().iter().map(<[u8]>::to_vec));
     }
     let (_, rest) = engine.finish();
     pairs.extend(rest.iter().map(<[u8]>::to_vec));

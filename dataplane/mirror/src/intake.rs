@@ -4,11 +4,12 @@
 //! the mirror), a call of the service to a dependency goes to the learner of the shadow's
 //! mocks.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tapline_dataplane::record::ArchivedRRPair;
 use tapline_dataplane::worker::PairBatch;
 use tokio::sync::mpsc::Sender;
@@ -31,7 +32,13 @@ pub struct Intake {
     port: u16,
     host: Option<String>,
     learner: Option<Box<dyn Learn>>,
+    hold: Duration,
+    held: VecDeque<(Instant, Job)>,
+    held_max: usize,
 }
+
+/// How often held requests are looked at.
+const HOLD_TICK: Duration = Duration::from_millis(10);
 
 impl std::fmt::Debug for Intake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,16 +66,52 @@ impl Intake {
             port,
             host,
             learner,
+            hold: Duration::ZERO,
+            held: VecDeque::new(),
+            held_max: 0,
         }
+    }
+
+    /// Holds each request back `hold` before queueing it (at most `max` held; past it they
+    /// are dropped as queue-full), so the dependency calls production made while answering it,
+    /// which the capture may hand over a little later, are learned first.
+    pub fn with_hold(mut self, hold: Duration, max: usize) -> Self {
+        self.hold = hold;
+        self.held_max = max;
+        self
     }
 
     /// Routes batches until the tap closes (the capture finished); dropping the intake then
     /// closes the queue, which ends the senders once they have drained it.
     pub fn run(mut self, tap: &Receiver<PairBatch>) {
-        for batch in tap {
-            self.batch(&batch);
+        loop {
+            match tap.recv_timeout(HOLD_TICK) {
+                Ok(batch) => self.batch(&batch),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.release(false);
         }
+        self.release(true);
         self.ledger.closing();
+    }
+
+    /// Queues the held requests whose time has come (all of them when `all`).
+    fn release(&mut self, all: bool) {
+        let now = Instant::now();
+        while self.held.front().is_some_and(|(at, _)| all || *at <= now) {
+            if let Some((_, job)) = self.held.pop_front() {
+                self.send(job);
+            }
+        }
+    }
+
+    fn send(&mut self, job: Job) {
+        match self.queue.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.ledger.dropped(DropReason::QueueFull),
+            Err(TrySendError::Closed(_)) => self.ledger.dropped(DropReason::Stopped),
+        }
     }
 
     /// Routes every pair of a batch.
@@ -109,10 +152,12 @@ impl Intake {
             ignore,
             queued: Instant::now(),
         };
-        match self.queue.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.ledger.dropped(DropReason::QueueFull),
-            Err(TrySendError::Closed(_)) => self.ledger.dropped(DropReason::Stopped),
+        if self.hold.is_zero() {
+            self.send(job);
+        } else if self.held.len() >= self.held_max {
+            self.ledger.dropped(DropReason::QueueFull);
+        } else {
+            self.held.push_back((job.queued + self.hold, job));
         }
     }
 }
@@ -171,5 +216,26 @@ mod tests {
         drop(rx);
         intake.batch(&batch(&pairs[..1]));
         assert_eq!(ledger.drops().stopped, 1);
+    }
+
+    #[test]
+    fn held_requests_wait_then_go_and_all_go_at_the_end() {
+        let ledger = Arc::new(Ledger::new(vec![]));
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let intake = Intake::new(Arc::clone(&ledger), tx, 8080, None, None)
+            .with_hold(Duration::from_millis(150), 16);
+        let (tap_tx, tap_rx) = crossbeam_channel::bounded(4);
+        let running = std::thread::spawn(move || intake.run(&tap_rx));
+        let p = pair(1, 8080, "GET /a HTTP/1.1\r\n\r\n", "", 200, "{}");
+        tap_tx.send(batch(std::slice::from_ref(&p))).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(rx.try_recv().is_err(), "held");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(rx.try_recv().is_ok(), "released");
+        tap_tx.send(batch(&[p])).unwrap();
+        drop(tap_tx);
+        running.join().unwrap();
+        assert!(rx.try_recv().is_ok(), "released when the tap closed");
+        assert_eq!(ledger.drops().total(), 0);
     }
 }

@@ -18,6 +18,7 @@
 pub mod error;
 pub mod intake;
 pub mod job;
+pub mod learn;
 pub mod ledger;
 pub mod report;
 pub mod sender;
@@ -43,6 +44,10 @@ use crate::job::Job;
 pub const DEFAULT_QUEUE: usize = 1_024;
 /// Default bound on requests in flight to the shadow.
 pub const DEFAULT_IN_FLIGHT: usize = 32;
+/// How long requests are held back for live learning by default.
+pub const DEFAULT_HOLD: Duration = Duration::from_millis(500);
+/// Distinct dependency requests live learning keeps by default.
+pub const DEFAULT_LEARNED: usize = 10_000;
 /// Default per-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -63,6 +68,9 @@ pub struct MirrorConfig {
     pub timeout: Duration,
     /// What comparisons leave out, besides the defaults.
     pub ignore: Vec<IgnoreRule>,
+    /// How long each request is held before it is queued (for live learning: the
+    /// dependency calls production made answering it arrive first); zero sends at once.
+    pub hold: Duration,
 }
 
 impl MirrorConfig {
@@ -76,6 +84,7 @@ impl MirrorConfig {
             max_in_flight: DEFAULT_IN_FLIGHT,
             timeout: DEFAULT_TIMEOUT,
             ignore: Vec::new(),
+            hold: Duration::ZERO,
         }
     }
 }
@@ -121,7 +130,8 @@ pub fn start(
         config.port,
         config.host.clone(),
         learner,
-    );
+    )
+    .with_hold(config.hold, config.queue.max(1));
     let senders = Senders {
         ledger: Arc::clone(&ledger),
         queue: rx,

@@ -87,8 +87,9 @@ struct Conn {
     ciphertext: bool,
     /// Indexed by direction (to the server, to the client).
     probe: [Probe; 2],
-    /// The process of a TLS plaintext stream; `None` for a TCP connection.
-    process: Option<ProcessInfo>,
+    /// The process of a TLS plaintext stream; `None` for a TCP connection (boxed: TCP
+    /// connections are the many).
+    process: Option<Box<ProcessInfo>>,
 }
 
 /// Routes stream events to per-connection HTTP/1 parsers and serializes the finished exchanges.
@@ -172,7 +173,7 @@ impl PairSink {
                 next_index: 0,
                 ciphertext: false,
                 probe: [Probe::DONE; 2],
-                process: Some(process),
+                process: Some(Box::new(process)),
             },
         );
     }
@@ -213,7 +214,7 @@ impl PairSink {
             );
             if let Some(process) = &conn.process {
                 pair.flags |= PairFlags::TLS;
-                pair.process = Some(process.clone());
+                pair.process = Some(ProcessInfo::clone(process));
             }
             conn.next_index = conn.next_index.saturating_add(1);
             self.stats.pairs += 1;

@@ -167,10 +167,10 @@ pub fn unload_programs(ebpf: &mut Ebpf) -> Result<(), TlsError> {
 /// # Errors
 /// When it is missing and cannot be mounted.
 pub fn ensure_tracefs() -> Result<Option<String>, TlsError> {
-    let mounted = |dir: &str| {
-        std::fs::read_dir(dir)
-            .map(|mut entries| entries.next().is_some())
-            .unwrap_or(false)
+    // A folder this process may not read is taken as mounted: aya will tell if it is not.
+    let mounted = |dir: &str| match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) => e.kind() == io::ErrorKind::PermissionDenied,
     };
     if mounted("/sys/kernel/tracing") || mounted("/sys/kernel/debug/tracing") {
         return Ok(None);

@@ -160,9 +160,6 @@ impl TlsCapture {
         }
         let exec_events = u32::from(options.all_processes || !options.binaries.is_empty());
         let mut notes = Vec::new();
-        if let Some(note) = attach::ensure_tracefs()? {
-            notes.push(note);
-        }
         let mut ebpf = EbpfLoader::new()
             .override_global(names::FILTER, &filter, true)
             .override_global(names::EXEC_EVENTS, &exec_events, true)
@@ -170,6 +167,9 @@ impl TlsCapture {
             .load(tapline_bpf::TLS)
             .map_err(|e| TlsError::classify("loading the TLS object", &e))?;
         attach::load_programs(&mut ebpf)?;
+        if let Some(note) = attach::ensure_tracefs()? {
+            notes.push(note);
+        }
         let map = ebpf
             .take_map(names::RING)
             .ok_or_else(|| attach::missing(names::RING))?;

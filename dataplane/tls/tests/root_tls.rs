@@ -363,3 +363,34 @@ fn root_new_process_with_a_private_library_is_probed() {
     let (received, _) = stream(&seen, server_pid, TlsDirection::Received);
     assert!(received.starts_with(b"GET /hello HTTP/1.1\r\n"));
 }
+
+#[test]
+fn root_ipv6_connections_carry_their_addresses() {
+    let test = "root_ipv6_connections_carry_their_addresses";
+    if !require(test, &TOOLS) {
+        return;
+    }
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        skip(test, "no IPv6 loopback");
+        return;
+    }
+    let server = HttpsServer::start_on("::1", &[]);
+    let mut capture = TlsCapture::open(&TlsOptions {
+        pids: vec![server.pid()],
+        ..TlsOptions::default()
+    })
+    .unwrap();
+    let (client, _) = curl_url(&format!("https://[::1]:{}/hello", server.port));
+    let server_pid = server.pid();
+    let seen = collect(&mut capture, Duration::from_secs(3), &|seen| {
+        !stream(seen, server_pid, TlsDirection::Sent).0.is_empty()
+    });
+    let event = seen.iter().find(|e| e.pid == server_pid).unwrap();
+    let local = event.local.unwrap();
+    let remote = event.remote.unwrap();
+    assert_eq!(local, format!("[::1]:{}", server.port).parse().unwrap());
+    assert_eq!(remote.ip(), "::1".parse::<std::net::IpAddr>().unwrap());
+    assert_ne!(remote.port(), 0);
+    assert_eq!(event.role, TlsRole::Server);
+    assert!(!seen.iter().any(|e| e.pid == client));
+}

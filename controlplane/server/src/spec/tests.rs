@@ -34,6 +34,7 @@ fn specs_parse_and_name_the_field_at_fault() {
     assert_eq!(f.as_deref(), Some("cmd"), "{m}");
     let (f, m) = field(r#"{"kind":"mirror","iface":"eth0","cmd":"x","port":70000}"#);
     assert_eq!(f.as_deref(), Some("port"), "{m}");
+    assert_eq!(m, "out of range: expected 1 to 65535, found 70000");
     let (f, _) = field(r#"{"kind":"load","snapshot":"s","target":"t","connections":"many"}"#);
     assert_eq!(f.as_deref(), Some("connections"));
     assert_eq!(field("[1]").0, None);

@@ -63,7 +63,7 @@ pub fn big_body() -> Vec<u8> {
 }
 
 const SERVER: &str = r#"
-import http.server, ssl, sys
+import http.server, socket, ssl, sys
 BIG = bytes(i % 251 for i in range(1 << 20))
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -74,7 +74,9 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
-srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+class S(http.server.HTTPServer):
+    address_family = socket.AF_INET6 if ":" in sys.argv[3] else socket.AF_INET
+srv = S((sys.argv[3], 0), H)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(sys.argv[1], sys.argv[2])
 srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
@@ -98,6 +100,12 @@ impl HttpsServer {
 
     /// Starts the server with more environment variables.
     pub fn start_with_env(env: &[(&str, &Path)]) -> Self {
+        Self::start_on("127.0.0.1", env)
+    }
+
+    /// Starts the server on address `host` (`127.0.0.1`, `::1`) with more environment
+    /// variables.
+    pub fn start_on(host: &str, env: &[(&str, &Path)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let cert = dir.path().join("cert.pem");
         let key = dir.path().join("key.pem");
@@ -127,6 +135,7 @@ impl HttpsServer {
             .arg(&script)
             .arg(&cert)
             .arg(&key)
+            .arg(host)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -157,9 +166,14 @@ impl Drop for HttpsServer {
 
 /// Runs `curl -sk https://127.0.0.1:PORT/PATH`; returns its pid and output.
 pub fn curl(port: u16, path: &str) -> (u32, Vec<u8>) {
+    curl_url(&format!("https://127.0.0.1:{port}{path}"))
+}
+
+/// Runs `curl -sk URL`; returns its pid and output.
+pub fn curl_url(url: &str) -> (u32, Vec<u8>) {
     let child = Command::new(CURL)
         .args(["-sk", "--http1.1"])
-        .arg(format!("https://127.0.0.1:{port}{path}"))
+        .arg(url)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
