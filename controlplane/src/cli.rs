@@ -44,7 +44,7 @@ pub enum Command {
 
 /// `tapline capture`.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["iface", "span"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).multiple(true).args(["iface", "span", "tls", "pids", "binaries"])))]
 pub struct CaptureArgs {
     /// The interface to capture with eBPF: XDP on ingress, TC on egress.
     #[arg(long, value_name = "IF")]
@@ -55,6 +55,17 @@ pub struct CaptureArgs {
     /// Enter this named network namespace (`ip netns`) before attaching.
     #[arg(long, value_name = "NS")]
     pub netns: Option<String>,
+    /// Also capture TLS plaintext of every process, through uprobes on OpenSSL and GnuTLS
+    /// (processes that start later too).
+    #[arg(long)]
+    pub tls: bool,
+    /// Capture the TLS plaintext of this process (repeat for more).
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Capture the TLS plaintext of the processes running this executable (its own TLS
+    /// library if statically linked, else the ones it links; repeat for more).
+    #[arg(long = "binary", value_name = "PATH")]
+    pub binaries: Vec<PathBuf>,
     /// Only TCP/UDP packets from or to this port (repeat for more).
     #[arg(long = "port", value_name = "P")]
     pub ports: Vec<u16>,

@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tapline_xdp::{AttachError, ifindex_of};
+pub use tapline_tls::{TlsCounters, TlsError, TlsOptions};
 pub use tapline_xdp::{CaptureConfig, Cidr, DEFAULT_RING_BYTES, Filter, FilterError, IngressHook};
+
+use self::tls::TlsSource;
 
 use crate::capture::RawPacket;
 use crate::capture::ebpf::{DRAIN_BATCH, EbpfSource};
@@ -25,6 +28,7 @@ use crate::packet::{Decoded, decode};
 use crate::snapshot::{Counts, Manifest, Source, TimeRange};
 
 mod host;
+mod tls;
 
 pub use host::{enter_netns, interface_drops, link_type_of, stop_on_signals};
 
@@ -45,13 +49,16 @@ pub enum LiveSource {
     Interface(String),
     /// A SPAN / mirror port, through a promiscuous packet ring.
     Span(String),
+    /// No interface: only the TLS plaintext of the processes [`LiveOptions::tls`] selects.
+    Processes,
 }
 
 impl LiveSource {
-    /// The interface's name.
-    pub fn interface(&self) -> &str {
+    /// The interface's name (`None` for [`LiveSource::Processes`]).
+    pub fn interface(&self) -> Option<&str> {
         match self {
-            LiveSource::Interface(name) | LiveSource::Span(name) => name,
+            LiveSource::Interface(name) | LiveSource::Span(name) => Some(name),
+            LiveSource::Processes => None,
         }
     }
 }
@@ -65,6 +72,8 @@ pub struct LiveOptions {
     pub netns: Option<String>,
     /// Snap length, ring size and filters.
     pub capture: CaptureConfig,
+    /// TLS plaintext to capture through uprobes as well (`--tls`, `--pid`, `--binary`).
+    pub tls: Option<TlsOptions>,
     /// Stop after this long (`None`: at the stop flag only).
     pub duration: Option<Duration>,
     /// The snapshot directory to create.
@@ -92,6 +101,10 @@ pub struct LiveStatus {
     pub kernel_drops: u64,
     /// Packets tapline lost because its ring was full (or their bytes could not be read).
     pub ring_drops: u64,
+    /// TLS plaintext chunks captured (0 without TLS capture).
+    pub tls_chunks: u64,
+    /// TLS plaintext bytes the programs could not copy (ring full, unreadable memory).
+    pub tls_lost_bytes: u64,
 }
 
 /// Hears what a live capture does.
@@ -144,6 +157,9 @@ pub enum LiveError {
         /// Its `ARPHRD_*` type.
         hatype: u16,
     },
+    /// The TLS uprobes could not be loaded, attached or read.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The snapshot could not be written.
     #[error(transparent)]
     Pipeline(#[from] ImportError),
@@ -152,7 +168,11 @@ pub enum LiveError {
 impl LiveError {
     /// Whether the environment is at fault (privilege, kernel, interface, namespace): exit 3.
     pub fn is_environment(&self) -> bool {
-        !matches!(self, LiveError::Pipeline(_))
+        match self {
+            LiveError::Pipeline(_) => false,
+            LiveError::Tls(e) => e.is_environment(),
+            _ => true,
+        }
     }
 }
 
@@ -233,12 +253,11 @@ pub fn run(
     if let Some(name) = &options.netns {
         enter_netns(name)?;
     }
-    let interface = options.source.interface().to_owned();
-    let ifindex = ifindex_of(&interface)?;
-    let link_type = link_type_of(&interface)?;
-    let (mut active, hook) = match &options.source {
-        LiveSource::Interface(_) => {
-            let source = EbpfSource::open(&interface, &options.capture, link_type)?;
+    let interface = options.source.interface().map(str::to_owned);
+    let (mut active, hook) = match (&options.source, &interface) {
+        (LiveSource::Interface(_), Some(interface)) => {
+            let link_type = link_type_of(interface)?;
+            let source = EbpfSource::open(interface, &options.capture, link_type)?;
             let hook = source.ingress_hook();
             for note in source.notes() {
                 observer.note(note);
@@ -246,63 +265,91 @@ pub fn run(
             observer.note(&format!(
                 "capturing {interface}: ingress with {hook}, egress with TC (TCX)"
             ));
-            (Active::Ebpf(Box::new(source)), Some(hook))
+            (Some(Active::Ebpf(Box::new(source))), Some(hook))
         }
-        LiveSource::Span(_) => {
+        (LiveSource::Span(_), Some(interface)) => {
+            let ifindex = ifindex_of(interface)?;
+            let link_type = link_type_of(interface)?;
             let config = SpanConfig {
                 snaplen: options.capture.snaplen,
                 ..SpanConfig::default()
             };
-            let socket = SpanSocket::open(&interface, ifindex, link_type, config)?;
+            let socket = SpanSocket::open(interface, ifindex, link_type, config)?;
             observer.note(&format!(
                 "capturing SPAN port {interface}: promiscuous AF_PACKET (TPACKET_V3 ring)"
             ));
-            (Active::Span(socket, options.capture.filter.clone()), None)
+            (
+                Some(Active::Span(socket, options.capture.filter.clone())),
+                None,
+            )
         }
+        _ => (None, None),
     };
-    let source_label = match &options.netns {
-        Some(ns) => format!("{ns}/{interface}"),
-        None => interface.clone(),
+    let mut tls = match &options.tls {
+        Some(tls_options) => {
+            let mut source = match TlsSource::open(tls_options) {
+                Ok(source) => source,
+                Err(e) => {
+                    if let Some(Active::Ebpf(ebpf)) = &mut active {
+                        let _ = ebpf.detach();
+                    }
+                    return Err(e.into());
+                }
+            };
+            for note in source.notes() {
+                observer.note(&note);
+            }
+            Some(source)
+        }
+        None => None,
     };
-    let kind = match options.source {
-        LiveSource::Interface(_) => "capture",
-        LiveSource::Span(_) => "span",
+    let source_label = match (&options.netns, &interface) {
+        (Some(ns), Some(interface)) => format!("{ns}/{interface}"),
+        (None, Some(interface)) => interface.clone(),
+        (_, None) => "tls".to_owned(),
+    };
+    let kind = match (&options.source, tls.is_some()) {
+        (LiveSource::Interface(_), false) => "capture",
+        (LiveSource::Interface(_), true) => "capture+tls",
+        (LiveSource::Span(_), false) => "span",
+        (LiveSource::Span(_), true) => "span+tls",
+        (LiveSource::Processes, _) => "tls",
     };
     let source = Source {
         kind: kind.into(),
         path: source_label,
     };
     let mut pipeline = Pipeline::create(&options.out, &options.pipeline)?;
-    let mut state = LoopState::new(&interface);
+    let mut state = LoopState::new(interface.as_deref());
     checkpoint(&pipeline, &source, &state, options.pipeline.workers);
+    let mut sources = Sources {
+        packets: active,
+        tls: tls.take(),
+    };
     let result = capture_loop(
         options,
         stop,
         observer,
-        &mut active,
+        &mut sources,
         &mut pipeline,
         &mut state,
         &source,
     );
-    // Detach first, then take what the ring still holds.
-    if let Active::Ebpf(ebpf) = &mut active {
-        let detached = ebpf.detach();
-        if result.is_ok() {
-            detached?;
-        }
-    }
+    // Detach first, then take what the rings still hold.
+    let detached = sources.detach();
     if result.is_ok() {
+        detached?;
         std::thread::sleep(Duration::from_millis(20));
         loop {
-            let n = active.drain(&mut |p| state.packet(&mut pipeline, p))?;
+            let n = sources.drain(&mut state, &mut pipeline, observer)?;
             if n == 0 {
                 break;
             }
         }
     }
-    let status = state.status(&mut active, &pipeline);
+    let status = state.status(&mut sources, &pipeline);
     result?;
-    drop(active);
+    drop(sources);
     let manifest = pipeline.finish(source, None)?;
     Ok(LiveSummary {
         manifest,
@@ -311,9 +358,50 @@ pub fn run(
     })
 }
 
+/// Everything being drained: packets (eBPF or SPAN) and TLS plaintext, either or both.
+struct Sources {
+    packets: Option<Active>,
+    tls: Option<TlsSource>,
+}
+
+impl Sources {
+    /// Drains every source once; returns how many packets and chunks came.
+    fn drain(
+        &mut self,
+        state: &mut LoopState,
+        pipeline: &mut Pipeline,
+        observer: &mut dyn LiveObserver,
+    ) -> Result<usize, LiveError> {
+        let mut drained = 0;
+        if let Some(active) = &mut self.packets {
+            drained += active.drain(&mut |p| state.packet(pipeline, p))?;
+        }
+        if let Some(tls) = &mut self.tls {
+            drained += tls.drain(&mut |p| state.packet(pipeline, p))??;
+            for note in tls.notes() {
+                observer.note(&note);
+            }
+        }
+        Ok(drained)
+    }
+
+    /// Detaches every program; the first failure is returned after trying them all.
+    fn detach(&mut self) -> Result<(), LiveError> {
+        let packets = match &mut self.packets {
+            Some(Active::Ebpf(ebpf)) => ebpf.detach().map_err(LiveError::from),
+            _ => Ok(()),
+        };
+        let tls = match &mut self.tls {
+            Some(tls) => tls.detach().map_err(LiveError::from),
+            None => Ok(()),
+        };
+        packets.and(tls)
+    }
+}
+
 /// The figures the loop keeps besides the pipeline's.
 struct LoopState {
-    interface: String,
+    interface: Option<String>,
     started: Instant,
     range: TimeRange,
     flows: rustc_hash::FxHashSet<(SocketAddr, SocketAddr)>,
@@ -321,13 +409,13 @@ struct LoopState {
 }
 
 impl LoopState {
-    fn new(interface: &str) -> Self {
+    fn new(interface: Option<&str>) -> Self {
         LoopState {
-            interface: interface.to_owned(),
+            interface: interface.map(str::to_owned),
             started: Instant::now(),
             range: TimeRange::default(),
             flows: rustc_hash::FxHashSet::default(),
-            drops_at_start: interface_drops(interface).unwrap_or(0),
+            drops_at_start: interface.and_then(interface_drops).unwrap_or(0),
         }
     }
 
@@ -350,18 +438,28 @@ impl LoopState {
         pipeline.packet(packet)
     }
 
-    fn status(&self, active: &mut Active, pipeline: &Pipeline) -> LiveStatus {
+    fn status(&self, sources: &mut Sources, pipeline: &Pipeline) -> LiveStatus {
         let counts: &Counts = pipeline.counts();
+        let tls = sources.tls.as_ref().and_then(TlsSource::counters);
         LiveStatus {
             elapsed: self.started.elapsed(),
             packets: counts.packets,
             bytes: counts.bytes,
             flows: self.flows.len() as u64,
             pairs: pipeline.pairs_written(),
-            kernel_drops: interface_drops(&self.interface)
+            kernel_drops: self
+                .interface
+                .as_deref()
+                .and_then(interface_drops)
                 .unwrap_or(0)
                 .saturating_sub(self.drops_at_start),
-            ring_drops: active.ring_drops().unwrap_or(0),
+            ring_drops: sources
+                .packets
+                .as_mut()
+                .and_then(|a| a.ring_drops().ok())
+                .unwrap_or(0),
+            tls_chunks: tls.as_ref().map_or(0, |c| c.chunks),
+            tls_lost_bytes: tls.as_ref().map_or(0, |c| c.lost_bytes),
         }
     }
 }
@@ -371,7 +469,7 @@ fn capture_loop(
     options: &LiveOptions,
     stop: &AtomicBool,
     observer: &mut dyn LiveObserver,
-    active: &mut Active,
+    sources: &mut Sources,
     pipeline: &mut Pipeline,
     state: &mut LoopState,
     source: &Source,
@@ -380,10 +478,10 @@ fn capture_loop(
     let mut next_status = Instant::now() + options.status_every;
     let mut next_checkpoint = Instant::now() + CHECKPOINT_EVERY;
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
-        let drained = active.drain(&mut |p| state.packet(pipeline, p))?;
+        let drained = sources.drain(state, pipeline, observer)?;
         let now = Instant::now();
         if now >= next_status {
-            observer.status(&state.status(active, pipeline));
+            observer.status(&state.status(sources, pipeline));
             next_status = now + options.status_every;
         }
         if now >= next_checkpoint {

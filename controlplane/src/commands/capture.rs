@@ -9,7 +9,7 @@ use anyhow::Context;
 use tapline_dataplane::import::ImportOptions;
 use tapline_dataplane::live::{
     self, CaptureConfig, Cidr, DEFAULT_RING_BYTES, Filter, LiveObserver, LiveOptions, LiveSource,
-    LiveStatus, LiveSummary,
+    LiveStatus, LiveSummary, TlsOptions,
 };
 
 use crate::cli::CaptureArgs;
@@ -38,11 +38,24 @@ pub fn run(args: &CaptureArgs) -> anyhow::Result<u8> {
 
 /// Builds the capture settings from the config file (if any) and the flags.
 fn options(args: &CaptureArgs) -> anyhow::Result<LiveOptions> {
+    let tls_selected = args.tls || !args.pids.is_empty() || !args.binaries.is_empty();
     let source = match (&args.iface, &args.span) {
         (Some(iface), None) => LiveSource::Interface(iface.clone()),
         (None, Some(span)) => LiveSource::Span(span.clone()),
-        _ => anyhow::bail!("give exactly one of --iface IF and --span IF"),
+        (None, None) if tls_selected => LiveSource::Processes,
+        _ => anyhow::bail!(
+            "give one of --iface IF and --span IF, or TLS processes only (--tls, --pid, --binary)"
+        ),
     };
+    if let Some(pid) = args.pids.iter().find(|p| **p == 0) {
+        anyhow::bail!("--pid {pid}: expected a process id above 0");
+    }
+    let tls = tls_selected.then(|| TlsOptions {
+        pids: args.pids.clone(),
+        binaries: args.binaries.clone(),
+        all_processes: args.tls,
+        ..TlsOptions::default()
+    });
     let mut pipeline = ImportOptions::default();
     if let Some(path) = &args.config {
         let config = tapline_config::Config::load(path)?;
@@ -95,6 +108,7 @@ fn options(args: &CaptureArgs) -> anyhow::Result<LiveOptions> {
         source,
         netns: args.netns.clone(),
         capture,
+        tls,
         duration,
         out: args.out.clone(),
         pipeline,
@@ -169,7 +183,7 @@ impl LiveObserver for Observer {
         if self.quiet {
             return;
         }
-        let line = format!(
+        let mut line = format!(
             "{:>7.1}s  {:>9.0} packets/s  {:>7.1} MB/s  {} flows  {} RRPairs  {} kernel drops  {} ring drops",
             status.elapsed.as_secs_f64(),
             pps,
@@ -179,6 +193,12 @@ impl LiveObserver for Observer {
             status.kernel_drops,
             status.ring_drops
         );
+        if status.tls_chunks > 0 || status.tls_lost_bytes > 0 {
+            line.push_str(&format!(
+                "  {} TLS chunks  {} TLS bytes lost",
+                status.tls_chunks, status.tls_lost_bytes
+            ));
+        }
         if self.terminal {
             eprint!("\r\x1b[2K{line}");
             let _ = std::io::stderr().flush();
@@ -193,16 +213,25 @@ fn print_summary(options: &LiveOptions, summary: &LiveSummary) {
     let c = &summary.manifest.counts;
     let s = &summary.status;
     let secs = s.elapsed.as_secs_f64().max(1e-9);
-    let how = match summary.ingress_hook {
-        Some(hook) => format!("ingress: {hook}, egress: TC"),
-        None => "SPAN, promiscuous AF_PACKET".to_owned(),
+    let mut how = match (summary.ingress_hook, &options.source) {
+        (Some(hook), _) => format!("ingress: {hook}, egress: TC"),
+        (None, LiveSource::Span(_)) => "SPAN, promiscuous AF_PACKET".to_owned(),
+        (None, _) => "TLS uprobes".to_owned(),
     };
+    if options.tls.is_some() && summary.ingress_hook.is_some() {
+        how.push_str(", TLS uprobes");
+    }
     let mb = c.bytes as f64 / 1e6;
     println!(
-        "captured {} packets ({:.1} MB) on {} in {:.1}s ({}; {} workers)",
+        "captured {} {} ({:.1} MB) on {} in {:.1}s ({}; {} workers)",
         c.packets,
+        if options.tls.is_some() {
+            "packets and TLS chunks"
+        } else {
+            "packets"
+        },
         mb,
-        options.source.interface(),
+        options.source.interface().unwrap_or("TLS processes"),
         secs,
         how,
         summary.manifest.workers
@@ -219,6 +248,12 @@ fn print_summary(options: &LiveOptions, summary: &LiveSummary) {
         "  drops: {} by the kernel on the interface, {} lost by tapline (ring full)",
         s.kernel_drops, s.ring_drops
     );
+    if options.tls.is_some() {
+        println!(
+            "  TLS: {} plaintext chunks captured, {} bytes could not be copied",
+            s.tls_chunks, s.tls_lost_bytes
+        );
+    }
     println!("  snapshot: {}", options.out.display());
 }
 

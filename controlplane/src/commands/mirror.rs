@@ -418,6 +418,7 @@ impl<'a> Setup<'a> {
             source: LiveSource::Interface(args.iface.clone()),
             netns: args.netns.clone(),
             capture,
+            tls: None,
             duration: self.duration,
             out,
             pipeline,
