@@ -2,9 +2,9 @@
 //!
 //! Between `fork` and `exec` the child enters the environment's network namespace, takes a
 //! mount namespace of its own (with `/` made a recursive slave, so nothing it mounts reaches
-//! the host) and bind-mounts the environment's `hosts` and `resolv.conf` over `/etc`'s, as
-//! `ip netns exec` does. It leads a process group of its own, so stopping it stops what it
-//! started; its stdout and stderr go to files.
+//! the host), bind-mounts the environment's `hosts` and `resolv.conf` over `/etc`'s and
+//! mounts a sysfs of the namespace on `/sys`, as `ip netns exec` does. It leads a process
+//! group of its own, so stopping it stops what it started; its stdout and stderr go to files.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -100,6 +100,15 @@ impl Entry {
             MsFlags::MS_BIND,
             None::<&std::ffi::CStr>,
         )?;
+        // As `ip netns exec` does: a sysfs of the namespace over the host's, so /sys/class/net
+        // lists the environment's links (best effort: the host's stays if it cannot be made).
+        let _ = mount(
+            Some(c"sysfs"),
+            c"/sys",
+            Some(c"sysfs"),
+            MsFlags::empty(),
+            None::<&std::ffi::CStr>,
+        );
         if let Some(resolv) = &self.resolv {
             mount(
                 Some(resolv.as_c_str()),

@@ -87,7 +87,7 @@ fn environment_root_is_sealed_and_torn_down() {
     let mut process = env
         .spawn(&SpawnSpec {
             command: format!(
-                "cat /etc/hosts /etc/resolv.conf > {0}.tmp; echo done >> {0}.tmp; mv {0}.tmp {0}; exec sleep 60",
+                "cat /etc/hosts /etc/resolv.conf > {0}.tmp; ls /sys/class/net >> {0}.tmp; echo done >> {0}.tmp; mv {0}.tmp {0}; exec sleep 60",
                 out.display()
             ),
             label: "probe".into(),
@@ -99,6 +99,14 @@ fn environment_root_is_sealed_and_torn_down() {
         seen.contains("inventory") && seen.contains("nameserver 127.0.0.1"),
         "{seen}"
     );
+    // Its /sys is the namespace's: loopback only.
+    let links: Vec<&str> = seen
+        .lines()
+        .skip_while(|l| !l.starts_with("options"))
+        .skip(1)
+        .take_while(|l| *l != "done")
+        .collect();
+    assert_eq!(links, ["lo"], "{seen}");
     let ns = NsId::of_path(Path::new(&format!("/proc/{}/ns/net", process.pid()))).unwrap();
     assert_eq!(ns, env.ns_id());
     // `mv` may still be exiting.

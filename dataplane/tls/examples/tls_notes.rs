@@ -31,8 +31,9 @@ fn main() {
                     event.local,
                     event.remote,
                     match event.kind {
-                        tapline_tls::TlsEventKind::Data { direction, data, .. } =>
-                            format!("{direction:?} {} bytes", data.len()),
+                        tapline_tls::TlsEventKind::Data {
+                            direction, data, ..
+                        } => format!("{direction:?} {} bytes", data.len()),
                         tapline_tls::TlsEventKind::Close => "close".to_owned(),
                     }
                 );

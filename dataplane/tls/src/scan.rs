@@ -82,23 +82,27 @@ impl TlsCapture {
         let exe_shown = fs::read_link(&exe_open)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| command.clone());
+        let mut stacks = Vec::new();
         if let Ok(id) = FileId::of(&exe_open) {
             let info = self.elf_info(id, &exe_open, true);
             if !info.libraries.is_empty() {
                 found |= self.attach_path(&exe_open, &exe_shown, Some((pid, &command)))?;
             }
-            for stack in unsupported_stacks(&info, pid) {
-                unsupported = true;
-                self.note_once(pid, stack.reason(), unsupported_note(pid, &command, stack));
-            }
+            stacks = unsupported_stacks(&info, pid);
         }
         if is_java(&command, &files) {
-            unsupported = true;
-            let stack = Unsupported::Java;
-            self.note_once(pid, stack.reason(), unsupported_note(pid, &command, stack));
+            stacks.push(Unsupported::Java);
         }
         for lib in tls_candidates(&files) {
             found |= self.attach_path(&in_root(pid, lib), lib, Some((pid, &command)))?;
+        }
+        for stack in stacks {
+            unsupported = true;
+            let mut note = unsupported_note(pid, &command, stack);
+            if found {
+                note.push_str(" (its calls to the probed OpenSSL/GnuTLS functions are captured)");
+            }
+            self.note_once(pid, stack.reason(), note);
         }
         if targeted && !found && !unsupported {
             self.note_once(
