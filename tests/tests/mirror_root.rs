@@ -103,9 +103,9 @@ fn count(report: &Value, path: &str) -> u64 {
         .unwrap_or_else(|| panic!("{path} missing in {report}"))
 }
 
-/// Every inbound exchange seen is mirrored, dropped or skipped, and what was seen is what the
-/// clients completed (wrk may leave one request per connection unfinished that production
-/// still answered).
+/// Every inbound exchange seen is mirrored, dropped or skipped, and what was mirrored or
+/// dropped is what the clients completed (wrk may abandon one request per connection at its
+/// end, which production still answered, or which the capture saw cut).
 fn check_accounting(report: &Value, completed: u64, slack: u64) {
     let seen = count(report, "/mirror/seen");
     let mirrored = count(report, "/mirror/mirrored");
@@ -114,7 +114,8 @@ fn check_accounting(report: &Value, completed: u64, slack: u64) {
         .as_object()
         .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
     assert_eq!(mirrored + dropped + skipped, seen, "{}", report["mirror"]);
-    assert_eq!(skipped, 0, "{}", report["mirror"]);
+    // Only a request a client abandoned at its end (wrk) can be incomplete in the capture.
+    assert!(skipped <= slack, "{}", report["mirror"]);
     assert!(
         (completed..=completed + slack).contains(&(mirrored + dropped)),
         "clients completed {completed}, mirrored {mirrored} + dropped {dropped}: {}",

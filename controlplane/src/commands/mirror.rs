@@ -15,7 +15,7 @@
 //! or never listens); 3 environment (privilege, eBPF, the interface); 130 when stopped before
 //! the build was ready.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,13 +24,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tapline_dataplane::import::ImportOptions;
 use tapline_dataplane::live::{
-    self, CaptureConfig, DEFAULT_RING_BYTES, Filter, LiveObserver, LiveOptions, LiveSource,
-    LiveStatus,
+    self, CaptureConfig, DEFAULT_RING_BYTES, Filter, LiveOptions, LiveSource,
 };
 use tapline_dataplane::snapshot::Snapshot;
 use tapline_mirror::learn::{self, LearnSummary, LiveMocks};
 use tapline_mirror::report::{self, Facts};
-use tapline_mirror::{DEFAULT_HOLD, DEFAULT_LEARNED, Ledger, MirrorConfig, Status};
+use tapline_mirror::{DEFAULT_HOLD, DEFAULT_LEARNED, Ledger, MirrorConfig};
 use tapline_mock::{Latency, MatchConfig};
 use tapline_netns::{
     DependencyPlan, EnvSpec, Environment, MockSet, MockSettings, NetnsError, Process, Readiness,
@@ -39,6 +38,8 @@ use tapline_netns::{
 use tapline_replay::assertion::{Assertion, parse_assertions};
 use tapline_replay::rules::IgnoreRule;
 use tapline_replay::units;
+
+mod status;
 
 use crate::cli::MirrorArgs;
 use crate::exit::{self, EnvironmentError};
@@ -434,7 +435,7 @@ impl<'a> Setup<'a> {
         let capturing = std::thread::Builder::new()
             .name("tapline-capture".into())
             .spawn(move || {
-                let mut observer = Observer::new(observed, quiet);
+                let mut observer = status::Observer::new(observed, quiet);
                 let result = live::run(&options, stop, &mut observer);
                 observer.clear();
                 drop(options);
@@ -480,84 +481,6 @@ impl<'a> Setup<'a> {
     }
 }
 
-/// Prints the capture's notes and the mirror's summary line (rewritten in place on a
-/// terminal, log lines otherwise).
-struct Observer {
-    ledger: Arc<Ledger>,
-    quiet: bool,
-    terminal: bool,
-    shown: bool,
-    announced: bool,
-}
-
-impl Observer {
-    fn new(ledger: Arc<Ledger>, quiet: bool) -> Self {
-        Observer {
-            ledger,
-            quiet,
-            terminal: std::io::stderr().is_terminal(),
-            shown: false,
-            announced: false,
-        }
-    }
-
-    fn clear(&mut self) {
-        if self.shown {
-            eprint!("\r\x1b[2K");
-            let _ = std::io::stderr().flush();
-            self.shown = false;
-        }
-    }
-}
-
-impl LiveObserver for Observer {
-    fn note(&mut self, text: &str) {
-        if self.quiet {
-            return;
-        }
-        self.clear();
-        println!("tapline mirror: {text}");
-        if !self.announced && text.starts_with("capturing") {
-            self.announced = true;
-            println!("tapline mirror: mirroring; SIGINT or SIGTERM stops it and writes the report");
-        }
-        let _ = std::io::stdout().flush();
-    }
-
-    fn status(&mut self, _: &LiveStatus) {
-        if self.quiet {
-            return;
-        }
-        let line = status_line(&self.ledger.status());
-        if self.terminal {
-            eprint!("\r\x1b[2K{line}");
-            self.shown = true;
-        } else {
-            eprintln!("tapline mirror: {line}");
-        }
-        let _ = std::io::stderr().flush();
-    }
-}
-
-/// The summary line: counts, match rate, drops, and both latencies side by side.
-fn status_line(s: &Status) -> String {
-    format!(
-        "{:>6.1}s  mirrored {}  matched {:.2}%  differed {}  errors {}  dropped {}  in flight {}  \
-         p50/p99 production {:.2}/{:.2} ms, shadow {:.2}/{:.2} ms",
-        s.elapsed.as_secs_f64(),
-        s.mirrored,
-        s.matched_pct(),
-        s.differed,
-        s.errors,
-        s.dropped.total(),
-        s.in_flight,
-        s.production_ms.0,
-        s.production_ms.1,
-        s.shadow_ms.0,
-        s.shadow_ms.1
-    )
-}
-
 /// Inside the environment: puts a learned dependency's address on the loopback, so its live
 /// mock can listen there (an address already there is fine).
 fn add_to_loopback(ip: std::net::IpAddr) -> std::io::Result<()> {
@@ -587,28 +510,6 @@ fn environment(e: NetnsError) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_status_line_shows_both_latencies() {
-        let s = Status {
-            elapsed: Duration::from_secs(3),
-            mirrored: 10,
-            matched: 9,
-            differed: 1,
-            production_ms: (1.0, 2.5),
-            shadow_ms: (1.5, 3.0),
-            ..Status::default()
-        };
-        let line = status_line(&s);
-        assert!(
-            line.contains("mirrored 10  matched 90.00%  differed 1"),
-            "{line}"
-        );
-        assert!(
-            line.contains("production 1.00/2.50 ms, shadow 1.50/3.00 ms"),
-            "{line}"
-        );
-    }
 
     #[test]
     fn durations_name_their_flag() {

@@ -178,6 +178,14 @@ impl PairSink {
         );
     }
 
+    /// A TLS plaintext stream learnt its endpoints after it began.
+    pub(crate) fn set_endpoints(&mut self, id: ConnId, client: SocketAddr, server: SocketAddr) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.info.client = client;
+            c.info.server = server;
+        }
+    }
+
     /// A TLS plaintext stream ends: `ended` when its process closed it (so a body delimited by
     /// the close is complete), otherwise it went idle or the input ended.
     pub(crate) fn close_plaintext(&mut self, id: ConnId, ts_ns: u64, ended: bool) {

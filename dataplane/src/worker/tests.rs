@@ -424,3 +424,64 @@ fn a_tls_connection_picked_up_mid_stream_is_told_from_http() {
     assert_eq!(pairs[0].process, None);
     assert_eq!(stats.tls_connections, 1);
 }
+
+#[test]
+fn streams_without_addresses_stand_on_their_handle() {
+    let unknown = |pid, conn_id| Side {
+        pid,
+        conn_id,
+        local: "0.0.0.0:0",
+        remote: "0.0.0.0:0",
+        command: "svc",
+    };
+    let (a, b) = (unknown(1, 10), unknown(2, 20));
+    let mut e = engine();
+    // Two connections at once, interleaved: neither ends or swallows the other.
+    send(&mut e, a, 1_000, b"GET /a HTTP/1.1\r\n\r\n");
+    send(&mut e, b, 1_100, b"GET /b HTTP/1.1\r\n\r\n");
+    recv(&mut e, a, 2_000, RESP);
+    recv(&mut e, b, 2_100, RESP);
+    // The first learns its addresses midway: same stream, now with its endpoints.
+    let a_known = Side {
+        local: CLIENT,
+        remote: SERVER,
+        ..a
+    };
+    send(&mut e, a_known, 3_000, b"GET /c HTTP/1.1\r\n\r\n");
+    recv(&mut e, a_known, 4_000, RESP);
+    let (stats, pairs) = pairs_of(e);
+    assert_eq!(stats.tls_streams, 2);
+    assert_eq!(stats.tls_duplicate_chunks, 0);
+    let mut seen: Vec<(String, u32, String)> = pairs
+        .iter()
+        .map(|p| {
+            assert_eq!(p.flags, PairFlags::TLS, "{p:#?}");
+            let head = String::from_utf8_lossy(&p.request.as_ref().unwrap().head).into_owned();
+            let f = rkyv::to_bytes::<rkyv::rancor::Error>(&p.flow).unwrap();
+            let flow =
+                rkyv::access::<crate::record::ArchivedFlow, rkyv::rancor::Error>(&f).unwrap();
+            (
+                head,
+                p.process.as_ref().unwrap().pid,
+                flow.dst().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (
+                "GET /a HTTP/1.1\r\n\r\n".to_string(),
+                1,
+                "0.0.0.0:0".to_string()
+            ),
+            (
+                "GET /b HTTP/1.1\r\n\r\n".to_string(),
+                2,
+                "0.0.0.0:0".to_string()
+            ),
+            ("GET /c HTTP/1.1\r\n\r\n".to_string(), 1, SERVER.to_string()),
+        ]
+    );
+}

@@ -6,6 +6,10 @@
 //! connection run on the capture host, the same bytes come twice (sent by one process, received
 //! by the other, with mirrored addresses): the first stream seen on a pair of endpoints owns it
 //! and the other is counted as duplicate plaintext, never parsed.
+//!
+//! A chunk whose socket the kernel programs did not see has unspecified addresses: its stream
+//! stands on `(pid, conn_id)` alone (no duplicate detection, no ciphertext to relate it to) until
+//! a chunk with addresses comes.
 
 use std::net::SocketAddr;
 
@@ -19,6 +23,11 @@ use crate::tls_chunk::{ChunkDirection, ChunkKind, TlsChunk};
 /// Connection ids of plaintext streams have this bit set, apart from the reassembler's.
 const TLS_CONN_BIT: u64 = 1 << 63;
 
+/// Whether an address is one the kernel programs saw (not `0.0.0.0:0` or the like).
+fn known(addr: SocketAddr) -> bool {
+    !addr.ip().is_unspecified() && addr.port() != 0
+}
+
 /// One process's view of one TLS connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct StreamKey {
@@ -31,6 +40,8 @@ struct Stream {
     tuple: TupleKey,
     local: SocketAddr,
     remote: SocketAddr,
+    /// Whether both addresses are known (see [`known`]).
+    known: bool,
     /// The parser's connection; `None` for a duplicate of another stream's connection.
     conn: Option<ConnId>,
     /// Whether the process's own end is the client (decides the direction of its bytes).
@@ -65,18 +76,21 @@ impl TlsStreams {
         let local = canonical(chunk.local);
         let remote = canonical(chunk.remote);
         let tuple = tuple_key(local, remote);
-        sink.mark_tls_tuple(tuple, chunk.ts_ns);
         let key = StreamKey {
             pid: chunk.pid,
             conn_id: chunk.conn_id,
         };
-        if self
-            .streams
-            .get(&key)
-            .is_some_and(|s| s.local != local || s.remote != remote)
-        {
-            // The library handle now serves another connection: the old one is over.
-            self.retire(key, false, sink);
+        let is_known = known(local) && known(remote);
+        if is_known {
+            sink.mark_tls_tuple(tuple, chunk.ts_ns);
+        }
+        match self.streams.get(&key) {
+            Some(s) if is_known && s.known && (s.local != local || s.remote != remote) => {
+                // The library handle now serves another connection: the old one is over.
+                self.retire(key, false, sink);
+            }
+            Some(s) if is_known && !s.known => self.learn_addresses(key, local, remote, sink),
+            _ => {}
         }
         if !self.streams.contains_key(&key) {
             if chunk.kind == ChunkKind::Close {
@@ -129,14 +143,17 @@ impl TlsStreams {
         sink: &mut PairSink,
     ) {
         let tuple = tuple_key(local, remote);
+        let is_known = known(local) && known(remote);
         let owner = self
             .owners
             .get(&tuple)
+            .filter(|_| is_known)
             .and_then(|k| self.streams.get(k).map(|s| (*k, s.local)));
         let mut stream = Stream {
             tuple,
             local,
             remote,
+            known: is_known,
             conn: None,
             local_is_client: false,
             last_ts: chunk.ts_ns,
@@ -180,7 +197,38 @@ impl TlsStreams {
         stream.conn = Some(id);
         stream.local_is_client = local_is_client;
         self.streams.insert(key, stream);
-        self.owners.insert(tuple, key);
+        if is_known {
+            self.owners.insert(tuple, key);
+        }
+    }
+
+    /// A stream begun without addresses learns them: its parser keeps its bytes and its
+    /// directions, and it owns the endpoints unless another stream does already.
+    fn learn_addresses(
+        &mut self,
+        key: StreamKey,
+        local: SocketAddr,
+        remote: SocketAddr,
+        sink: &mut PairSink,
+    ) {
+        let tuple = tuple_key(local, remote);
+        let Some(stream) = self.streams.get_mut(&key) else {
+            return;
+        };
+        stream.local = local;
+        stream.remote = remote;
+        stream.tuple = tuple;
+        stream.known = true;
+        let Some(id) = stream.conn else {
+            return;
+        };
+        let (client, server) = if stream.local_is_client {
+            (local, remote)
+        } else {
+            (remote, local)
+        };
+        sink.set_endpoints(id, client, server);
+        self.owners.entry(tuple).or_insert(key);
     }
 
     /// Stops tracking a stream, ending its parser (`ended`: the process closed it).

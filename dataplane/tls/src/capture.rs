@@ -15,6 +15,7 @@ use crate::discover::{self, FileId};
 use crate::elf::ElfInfo;
 use crate::error::TlsError;
 use crate::event::{Record, TlsEvent, decode};
+use crate::reported::Reported;
 
 /// Default size of the ring buffer: 32 MiB.
 pub const DEFAULT_RING_BYTES: u32 = 32 << 20;
@@ -110,6 +111,8 @@ pub struct TlsCapture {
     pub(crate) target_exes: HashSet<FileId>,
     /// Notes already given per process (pid, kind), so rescans do not repeat them.
     pub(crate) noted: HashSet<(u32, &'static str)>,
+    /// Executables already reported as carrying a TLS stack the probes cannot see.
+    pub(crate) reported: Reported,
     /// Processes to look at again, and when.
     pub(crate) rescans: Vec<(Instant, u32)>,
     /// When the `--pid` processes were last looked at.
@@ -185,6 +188,7 @@ impl TlsCapture {
             elf_cache: HashMap::new(),
             target_exes: HashSet::new(),
             noted: HashSet::new(),
+            reported: Reported::new(FileId::of(std::path::Path::new("/proc/self/exe")).ok()),
             rescans: Vec::new(),
             last_pid_scan: Instant::now(),
             processes: HashMap::new(),
@@ -253,10 +257,12 @@ impl TlsCapture {
                 Err(_) => *bad_records += 1,
             }
         }
-        for pid in execs {
-            self.on_exec(pid)?;
+        if !self.detached {
+            for pid in execs {
+                self.on_exec(pid)?;
+            }
+            self.run_rescans()?;
         }
-        self.run_rescans()?;
         Ok(drained)
     }
 
@@ -308,11 +314,15 @@ impl TlsCapture {
     }
 
     /// Detaches and unloads the programs, keeping the ring: records already in it can still
-    /// be drained and the counters read. Dropping the capture does this too.
+    /// be drained and the counters read. Dropping the capture does this too. The notes get,
+    /// for each unsupported executable that several processes ran, how many did.
     ///
     /// # Errors
     /// When the kernel refuses to detach a program.
     pub fn detach(&mut self) -> Result<(), TlsError> {
+        if !self.detached {
+            self.notes.extend(self.reported.summary());
+        }
         self.detached = true;
         attach::unload_programs(&mut self.ebpf)
     }

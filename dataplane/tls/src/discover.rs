@@ -73,7 +73,7 @@ pub fn mapped_files(maps: &str) -> Vec<String> {
 }
 
 /// A TLS stack the probes cannot see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Unsupported {
     /// Go's `crypto/tls`.
     Go,
@@ -84,6 +84,15 @@ pub enum Unsupported {
 }
 
 impl Unsupported {
+    /// The stack's name, as a person knows it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Unsupported::Go => "Go crypto/tls",
+            Unsupported::Java => "Java TLS (JSSE)",
+            Unsupported::Rustls => "rustls",
+        }
+    }
+
     /// Why it is not captured, and what supporting it would take, in one sentence.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -25,7 +25,10 @@
 //!
 //! # TLS stacks that are not captured
 //!
-//! They are detected and reported per process in [`TlsCapture::notes`], never silently missed:
+//! They are detected and reported in [`TlsCapture::notes`], never silently missed: for a
+//! process named with `--pid`, per process; otherwise once per executable (by device and
+//! inode), however many processes run it, with their count when the capture is detached.
+//! tapline's own process and executable are never reported.
 //!
 //! - **Go** (`crypto/tls`; a `.go.buildinfo` section and the `crypto/tls.(*Conn).Write`
 //!   function). Go does not call a shared library. Supporting it needs uprobes on
@@ -50,6 +53,7 @@ mod discover;
 mod elf;
 mod error;
 mod event;
+mod reported;
 mod scan;
 
 pub use capture::{

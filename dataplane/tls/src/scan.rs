@@ -83,12 +83,13 @@ impl TlsCapture {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| command.clone());
         let mut stacks = Vec::new();
-        if let Ok(id) = FileId::of(&exe_open) {
+        let exe_id = FileId::of(&exe_open).ok();
+        if let Some(id) = exe_id {
             let info = self.elf_info(id, &exe_open, true);
             if !info.libraries.is_empty() {
                 found |= self.attach_path(&exe_open, &exe_shown, Some((pid, &command)))?;
             }
-            stacks = unsupported_stacks(&info, pid);
+            stacks = unsupported_stacks(&info);
         }
         if is_java(&command, &files) {
             stacks.push(Unsupported::Java);
@@ -96,13 +97,13 @@ impl TlsCapture {
         for lib in tls_candidates(&files) {
             found |= self.attach_path(&in_root(pid, lib), lib, Some((pid, &command)))?;
         }
+        if self.reported.is_own(pid, exe_id) {
+            stacks.clear();
+        }
         for stack in stacks {
             unsupported = true;
-            let mut note = unsupported_note(pid, &command, stack);
-            if found {
-                note.push_str(" (its calls to the probed OpenSSL/GnuTLS functions are captured)");
-            }
-            self.note_once(pid, stack.reason(), note);
+            let exe = exe_id.map(|id| (id, exe_shown.as_str()));
+            self.note_unsupported((pid, &command), exe, stack, targeted, found);
         }
         if targeted && !found && !unsupported {
             self.note_once(
@@ -130,7 +131,12 @@ impl TlsCapture {
             self.attach_path(binary, &shown, None)?;
         }
         let mut unsupported = false;
-        for stack in unsupported_stacks(&info, 0) {
+        let stacks = if self.reported.is_own(0, Some(id)) {
+            Vec::new()
+        } else {
+            unsupported_stacks(&info)
+        };
+        for stack in stacks {
             unsupported = true;
             self.notes
                 .push(format!("binary {shown}: {}", stack.reason()));
@@ -317,6 +323,35 @@ impl TlsCapture {
         info
     }
 
+    /// Notes that process `who` (pid, command) running `exe` (its id and path) carries
+    /// `stack`: once per named (`targeted`) process, otherwise once per executable, however
+    /// many processes run it; `found` when its OpenSSL/GnuTLS calls are probed all the same.
+    fn note_unsupported(
+        &mut self,
+        (pid, command): (u32, &str),
+        exe: Option<(FileId, &str)>,
+        stack: Unsupported,
+        targeted: bool,
+        found: bool,
+    ) {
+        let first_for_exe =
+            exe.is_none_or(|(id, shown)| self.reported.record(id, shown, pid, stack));
+        let first_for_pid = self.noted.insert((pid, stack.reason()));
+        if !(first_for_pid && (first_for_exe || targeted)) {
+            return;
+        }
+        let mut note = unsupported_note(pid, command, stack);
+        if found {
+            note.push_str(" (its calls to the probed OpenSSL/GnuTLS functions are captured)");
+        }
+        if let (Some((_, shown)), false) = (exe, targeted) {
+            note.push_str(&format!(
+                "; executable {shown}: other processes running it are not noted again"
+            ));
+        }
+        self.notes.push(note);
+    }
+
     /// Adds `text` to the notes unless a note of `kind` was given for `pid` already.
     fn note_once(&mut self, pid: u32, kind: &'static str, text: String) {
         if self.noted.insert((pid, kind)) {
@@ -340,14 +375,13 @@ fn library_path(environ: &[u8]) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The TLS stacks the probes cannot see that an executable carries; `pid` is the process
-/// running it (0 for none), so that this process's own rustls is not reported.
-fn unsupported_stacks(info: &ElfInfo, pid: u32) -> Vec<Unsupported> {
+/// The TLS stacks the probes cannot see that an executable carries.
+fn unsupported_stacks(info: &ElfInfo) -> Vec<Unsupported> {
     let mut stacks = Vec::new();
     if info.go && info.go_tls {
         stacks.push(Unsupported::Go);
     }
-    if info.rustls && !info.go && pid != std::process::id() {
+    if info.rustls && !info.go {
         stacks.push(Unsupported::Rustls);
     }
     stacks
@@ -373,17 +407,16 @@ mod tests {
             rustls: true,
             ..ElfInfo::default()
         };
-        assert_eq!(unsupported_stacks(&go, 1), [Unsupported::Go]);
+        assert_eq!(unsupported_stacks(&go), [Unsupported::Go]);
         let rust = ElfInfo {
             rustls: true,
             ..ElfInfo::default()
         };
-        assert_eq!(unsupported_stacks(&rust, 1), [Unsupported::Rustls]);
-        assert!(unsupported_stacks(&rust, std::process::id()).is_empty());
+        assert_eq!(unsupported_stacks(&rust), [Unsupported::Rustls]);
         let go_without_tls = ElfInfo {
             go: true,
             ..ElfInfo::default()
         };
-        assert!(unsupported_stacks(&go_without_tls, 1).is_empty());
+        assert!(unsupported_stacks(&go_without_tls).is_empty());
     }
 }
