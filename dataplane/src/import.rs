@@ -3,10 +3,9 @@
 //! bounded queues to the reassembly workers; a writer thread stores the RRPairs they produce and
 //! hands them to a live pair tap when there is one.
 //!
-//! TLS plaintext chunks (frames of link type
-//! [`LINKTYPE_TAPLINE_TLS`](crate::tls_chunk::LINKTYPE_TAPLINE_TLS)) take the same way: stored
-//! with the packets, and sharded by their endpoints so that they meet the ciphertext packets of
-//! their connection in one worker.
+//! TLS plaintext chunks (frames of link type [`crate::tls_chunk::LINKTYPE_TAPLINE_TLS`]) take the
+//! same way: stored with the packets, and sharded by their endpoints so that they meet the
+//! ciphertext packets of their connection in one worker.
 
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;

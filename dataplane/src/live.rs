@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tapline_xdp::{AttachError, ifindex_of};
 pub use tapline_tls::{TlsCounters, TlsError, TlsOptions};
+use tapline_xdp::{AttachError, ifindex_of};
 pub use tapline_xdp::{CaptureConfig, Cidr, DEFAULT_RING_BYTES, Filter, FilterError, IngressHook};
 
 use self::tls::TlsSource;

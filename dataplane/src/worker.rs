@@ -1,7 +1,8 @@
 //! A reassembly worker: owns the flows sharded to it, reassembles their TCP streams, parses the
 //! streams as HTTP/1 and turns each exchange into an archived [`RRPair`](crate::record::RRPair)
-//! ready for the writer. TLS plaintext chunks of the same connections bypass reassembly (see
-//! [`tls`]) and feed the same parsers; the ciphertext of those connections is never parsed.
+//! ready for the writer. TLS plaintext chunks of the same connections bypass reassembly (the
+//! private `tls` module) and feed the same parsers; the ciphertext of those connections is never
+//! parsed.
 //!
 //! Workers share nothing: the dispatcher hands each one batches of packet references into the
 //! packet segments, and the worker reads the payload in place.

@@ -30,6 +30,7 @@ pub mod run_support;
 pub mod scripts;
 pub mod serve_support;
 pub mod tapline;
+pub mod tls_support;
 pub mod tshark;
 
 pub use capture::{Tcpdump, TcpdumpSummary};

@@ -8,8 +8,8 @@ pub(crate) mod job;
 mod mirror;
 mod mock;
 mod replay;
-pub(crate) mod serve;
 mod run;
+pub(crate) mod serve;
 
 use crate::cli::{Cli, Command};
 

@@ -5,7 +5,9 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use rustc_hash::FxHashMap;
-use tapline_tls::{TlsCapture, TlsCounters, TlsDirection, TlsError, TlsEvent, TlsEventKind, TlsOptions};
+use tapline_tls::{
+    TlsCapture, TlsCounters, TlsDirection, TlsError, TlsEvent, TlsEventKind, TlsOptions,
+};
 
 use crate::capture::RawPacket;
 use crate::import::ImportError;

@@ -50,6 +50,11 @@ fuzz_target!(|data: &[u8]| {
         }
         let (addr, names) = line.split_once('\t').expect("address and names");
         assert!(addr.parse::<IpAddr>().is_ok(), "{line:?}");
-        assert!(names.split(' ').all(|n| is_host_name(n) || n == "localhost"), "{line:?}");
+        assert!(
+            names
+                .split(' ')
+                .all(|n| is_host_name(n) || n == "localhost"),
+            "{line:?}"
+        );
     }
 });
