@@ -313,6 +313,13 @@ pub struct RunArgs {
     /// Print only the verdict line (and errors).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Submit the run to a control plane (`tapline serve`) at this URL instead of running it
+    /// here, follow it, and fetch its reports into --report/--junit/--html.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Token or client certificate for --server.
+    #[command(flatten)]
+    pub credentials: crate::commands::job::Credentials,
 }
 
 /// `tapline mirror`.

@@ -19,12 +19,9 @@ use tapline_server::{
 
 use crate::exit::EnvironmentError;
 
-/// `tapline job`.
-#[derive(Debug, clap::Args)]
-pub struct JobArgs {
-    /// The control plane's URL, such as https://ci-tapline:7070.
-    #[arg(long, global = true, value_name = "URL", env = "TAPLINE_SERVER")]
-    pub server: Option<String>,
+/// How to authenticate to a control plane: shared by `tapline job` and `tapline run --server`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Credentials {
     /// A bearer token.
     #[arg(
         long,
@@ -46,6 +43,17 @@ pub struct JobArgs {
     /// CA certificates (PEM) the server's certificate must chain to.
     #[arg(long, global = true, value_name = "FILE")]
     pub ca: Option<PathBuf>,
+}
+
+/// `tapline job`.
+#[derive(Debug, clap::Args)]
+pub struct JobArgs {
+    /// The control plane's URL, such as https://ci-tapline:7070.
+    #[arg(long, global = true, value_name = "URL", env = "TAPLINE_SERVER")]
+    pub server: Option<String>,
+    /// Token or client certificate.
+    #[command(flatten)]
+    pub credentials: Credentials,
     /// What to do.
     #[command(subcommand)]
     pub action: JobAction,
@@ -179,6 +187,14 @@ fn connect(args: &JobArgs) -> anyhow::Result<Client> {
         .server
         .clone()
         .context("--server URL is required (or TAPLINE_SERVER)")?;
+    connect_to(server, &args.credentials)
+}
+
+/// A client of the control plane at `server`.
+///
+/// # Errors
+/// When the token file cannot be read or the TLS files are not usable.
+pub fn connect_to(server: String, args: &Credentials) -> anyhow::Result<Client> {
     let token = match &args.token_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -203,7 +219,7 @@ fn connect(args: &JobArgs) -> anyhow::Result<Client> {
 }
 
 /// An unreachable server is the environment's fault (exit 3); the rest is input (exit 2).
-fn client_error(e: ClientError) -> anyhow::Error {
+pub fn client_error(e: ClientError) -> anyhow::Error {
     match e {
         ClientError::Transport { .. } => anyhow::Error::new(EnvironmentError(e.to_string())),
         other => anyhow::Error::new(other),
@@ -319,7 +335,8 @@ enum SpecCommand {
 }
 
 /// A snapshot argument: a name stays a name; a path is made absolute.
-fn snapshot_arg(text: String) -> String {
+/// A snapshot argument as the server needs it: a relative path made absolute, a bare name kept.
+pub fn snapshot_arg(text: String) -> String {
     if text.contains('/') && !text.starts_with('/') {
         std::path::absolute(&text)
             .map(|p| p.display().to_string())
@@ -438,7 +455,11 @@ fn spec_from_args(command: &[String]) -> anyhow::Result<JobSpec> {
 }
 
 /// Follows job `id` until it ends; returns the exit code its outcome maps to.
-fn follow(client: &Client, id: u64) -> anyhow::Result<u8> {
+/// Prints a job's state changes and output until it ends; returns the exit code for it.
+///
+/// # Errors
+/// When the server cannot be reached or answers with an error.
+pub fn follow(client: &Client, id: u64) -> anyhow::Result<u8> {
     let mut last_state: Option<JobState> = None;
     let job = client
         .watch(id, |event| match event {

@@ -10,6 +10,8 @@
 //! to `--port`, a build that exits or never listens); 3 environment (no CAP_SYS_ADMIN /
 //! CAP_NET_ADMIN, a kernel refusal); 128+N after signal N.
 
+mod remote;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -40,6 +42,9 @@ const UNMATCHED_SHOWN: usize = 3;
 
 /// Runs `tapline run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
+    if let Some(server) = &args.server {
+        return remote::submit(server, args);
+    }
     let mut job = Job::prepare(args)?;
     tapline_netns::check_privileges("tapline run").map_err(environment)?;
     let cleaned = cleanup_stale();
