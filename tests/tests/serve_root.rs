@@ -197,3 +197,61 @@ fn serve_root_removes_the_environment_of_a_run_job_the_killed_daemon_left() {
     let said = daemon.stdout.lock().unwrap().clone();
     eprintln!("{said}");
 }
+
+#[test]
+fn serve_root_runs_a_tapline_run_submitted_with_server() {
+    const TEST: &str = "serve_root_runs_a_tapline_run_submitted_with_server";
+    if !require_root(TEST) || !require_tools(TEST, &["curl", "ip", "tcpdump", "unshare"]) {
+        return;
+    }
+    let recording = QuoteRecording::shared();
+    let dir = recording.scratch("serve-root-run-server").unwrap();
+    let (data, tokens) = setup(&dir, false);
+    let daemon = start(&data, &tokens);
+    let report = dir.join("report");
+    let junit = dir.join("junit.xml");
+    let out = Command::new(tapline_e2e::tapline::binary().unwrap())
+        .arg("run")
+        .arg(&recording.snapshot)
+        .args(["--cmd", &recording.app_cmd("buggy", "")])
+        .args(["--port", &SERVICE_PORT.to_string()])
+        .args(["--server", &daemon.url, "--token-file"])
+        .arg(&tokens)
+        .arg("--report")
+        .arg(&report)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("job 1 queued (run)"), "{stdout}");
+    assert!(stdout.contains("job 1 succeeded"), "{stdout}");
+    assert!(stdout.contains("result: PASS"), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("report.json")).unwrap()).unwrap();
+    assert!(json.is_object(), "{json}");
+    assert!(report.join("report.html").is_file());
+    let junit_text = std::fs::read_to_string(&junit).unwrap();
+    assert!(junit_text.contains("<testsuite"), "{junit_text}");
+
+    // The same run with a wrong token is refused before anything runs.
+    let wrong = dir.join("wrong-token");
+    std::fs::write(&wrong, "not-the-token-0123456789\n").unwrap();
+    let out = Command::new(tapline_e2e::tapline::binary().unwrap())
+        .arg("run")
+        .arg(&recording.snapshot)
+        .args(["--cmd", "true", "--port", &SERVICE_PORT.to_string()])
+        .args(["--server", &daemon.url, "--token-file"])
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("token"), "{stderr}");
+}
