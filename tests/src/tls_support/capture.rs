@@ -232,15 +232,18 @@ pub fn tagged<'p>(pairs: &'p [TlsPair], tag: &str) -> Vec<&'p TlsPair> {
 }
 
 /// Checks that each exchange came out exactly once and byte-exact among the pairs tagged
-/// `tag`, and that no other pair carries the tag, with the flow and process `expected`;
-/// returns one line per problem.
+/// `tag` on the flows to `expected.server`, that no other pair there carries the tag, and that
+/// each has the flow and process `expected`; returns one line per problem.
 pub fn check(
     exchanges: &[Exchange],
     pairs: &[TlsPair],
     tag: &str,
     expected: &Expected<'_>,
 ) -> Vec<String> {
-    let mine = tagged(pairs, tag);
+    let mine: Vec<&TlsPair> = tagged(pairs, tag)
+        .into_iter()
+        .filter(|p| p.pair.flow.dst == expected.server)
+        .collect();
     let plain: Vec<RrPair> = mine.iter().map(|p| p.pair.clone()).collect();
     let recorded: Vec<_> = exchanges.iter().map(|e| e.recorded.clone()).collect();
     let mut problems = differences(&recorded, &plain);
