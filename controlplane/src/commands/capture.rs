@@ -223,13 +223,8 @@ fn print_summary(options: &LiveOptions, summary: &LiveSummary) {
     }
     let mb = c.bytes as f64 / 1e6;
     println!(
-        "captured {} {} ({:.1} MB) on {} in {:.1}s ({}; {} workers)",
+        "captured {} packets ({:.1} MB) on {} in {:.1}s ({}; {} workers)",
         c.packets,
-        if options.tls.is_some() {
-            "packets and TLS chunks"
-        } else {
-            "packets"
-        },
         mb,
         options.source.interface().unwrap_or("TLS processes"),
         secs,
@@ -250,8 +245,13 @@ fn print_summary(options: &LiveOptions, summary: &LiveSummary) {
     );
     if options.tls.is_some() {
         println!(
-            "  TLS: {} plaintext chunks captured, {} bytes could not be copied",
-            s.tls_chunks, s.tls_lost_bytes
+            "  TLS: {} plaintext chunks ({} bytes) in {} streams, {} bytes could not be copied; {} encrypted connections, {} chunks seen from both ends counted once",
+            c.tls_chunks,
+            c.tls_plaintext_bytes,
+            c.tls_streams,
+            c.tls_lost_bytes.max(s.tls_lost_bytes),
+            c.tls_connections,
+            c.tls_duplicate_chunks
         );
     }
     println!("  snapshot: {}", options.out.display());

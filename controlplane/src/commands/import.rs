@@ -114,6 +114,12 @@ fn print_summary(args: &ImportArgs, summary: &ImportSummary, secs: f64) {
         "  reassembly: {} out of order, {} retransmitted, {} gaps ({} bytes), {} conflicting overlaps",
         c.out_of_order, c.retransmitted, c.gaps, c.gap_bytes, c.conflicting_overlaps
     );
+    if c.tls_connections > 0 {
+        println!(
+            "  {} TLS connections: encrypted, not parsed (capture their plaintext live with `tapline capture --tls`)",
+            c.tls_connections
+        );
+    }
     let skipped = c.non_tcp + c.ip_fragments + c.unsupported_link + c.malformed;
     if skipped > 0 {
         println!(
