@@ -50,6 +50,7 @@ pub static TC_CAPTURE: &[u8] =
 pub static TLS: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tls.bpf.o"));
 
 pub mod capture;
+pub mod clock;
 pub mod tls;
 
 /// Names and counter slots of the [`CHAOS`] object, kept in step with `src/chaos.bpf.c`.

@@ -10,60 +10,13 @@
 use tapline_bpf::capture::{CaptureHdr, DIR_EGRESS, DIR_INGRESS};
 use tapline_xdp::{AttachError, CaptureConfig, Counters, IngressHook, LiveCapture};
 
+pub use tapline_bpf::clock::WallClock;
+
 use crate::capture::RawPacket;
 use crate::record::PacketDirection;
 
 /// Records drained before the caller gets a chance to look at the clock and signals.
 pub const DRAIN_BATCH: usize = 8192;
-
-/// Converts `CLOCK_MONOTONIC` nanoseconds to Unix-epoch nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WallClock {
-    /// `CLOCK_REALTIME - CLOCK_MONOTONIC`, nanoseconds.
-    offset_ns: i128,
-}
-
-impl WallClock {
-    /// Measures the offset now: the tightest of a few monotonic–realtime–monotonic readings.
-    pub fn measure() -> Self {
-        let mut best: Option<(i128, i128)> = None;
-        for _ in 0..7 {
-            let before = clock_ns(libc::CLOCK_MONOTONIC);
-            let real = clock_ns(libc::CLOCK_REALTIME);
-            let after = clock_ns(libc::CLOCK_MONOTONIC);
-            let spread = after - before;
-            let offset = real - (before + after) / 2;
-            if best.is_none_or(|(s, _)| spread < s) {
-                best = Some((spread, offset));
-            }
-        }
-        WallClock {
-            offset_ns: best.map_or(0, |(_, offset)| offset),
-        }
-    }
-
-    /// A clock with a given offset (for tests).
-    pub fn with_offset(offset_ns: i128) -> Self {
-        WallClock { offset_ns }
-    }
-
-    /// The wall-clock time of monotonic time `mono_ns`.
-    pub fn wall(&self, mono_ns: u64) -> u64 {
-        let wall = i128::from(mono_ns) + self.offset_ns;
-        u64::try_from(wall.max(0)).unwrap_or(u64::MAX)
-    }
-}
-
-/// Reads clock `id` in nanoseconds.
-fn clock_ns(id: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(id, &raw mut ts) };
-    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
-}
 
 /// The packet a ring record holds, or why it was refused.
 ///
@@ -180,17 +133,6 @@ impl EbpfSource {
 mod tests {
     use super::*;
     use tapline_bpf::capture::{MAGIC, VERSION};
-
-    #[test]
-    fn the_wall_clock_offset_is_near_realtime_minus_monotonic() {
-        let clock = WallClock::measure();
-        let mono = clock_ns(libc::CLOCK_MONOTONIC);
-        let real = clock_ns(libc::CLOCK_REALTIME);
-        let wall = i128::from(clock.wall(u64::try_from(mono).unwrap()));
-        assert!((wall - real).abs() < 50_000_000, "{wall} vs {real}");
-        assert_eq!(WallClock::with_offset(-10).wall(5), 0);
-        assert_eq!(WallClock::with_offset(10).wall(5), 15);
-    }
 
     #[test]
     fn records_become_packets_with_wall_time_and_direction() {

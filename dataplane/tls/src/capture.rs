@@ -10,12 +10,12 @@ use aya::{Ebpf, EbpfLoader, Pod};
 use tapline_bpf::tls::{FILTER_EXES, FILTER_PIDS, MAX_EXES, MAX_PIDS, TlsExe, counter, names};
 
 use crate::attach;
-use crate::clock::WallClock;
 use crate::discover::{self, FileId};
 use crate::elf::ElfInfo;
 use crate::error::TlsError;
 use crate::event::{Record, TlsEvent, decode};
 use crate::reported::Reported;
+use tapline_bpf::clock::WallClock;
 
 /// Default size of the ring buffer: 32 MiB.
 pub const DEFAULT_RING_BYTES: u32 = 32 << 20;

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tapline_bpf::tls::{self as abi, TlsHdr, TlsRecordError, TlsTuple};
 
-use crate::clock::WallClock;
+use tapline_bpf::clock::WallClock;
 
 /// Which way plaintext went, seen from the process that made the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

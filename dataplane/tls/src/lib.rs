@@ -48,7 +48,6 @@
 
 mod attach;
 mod capture;
-mod clock;
 mod discover;
 mod elf;
 mod error;
@@ -59,7 +58,6 @@ mod scan;
 pub use capture::{
     DEFAULT_RING_BYTES, DRAIN_BATCH, ProcessInfo, TlsCapture, TlsCounters, TlsOptions,
 };
-pub use clock::WallClock;
 pub use discover::{FileId, Unsupported};
 pub use elf::{
     ElfInfo, FoundLibrary, ProbeSymbol, SymbolRole, inspect as inspect_elf,
@@ -69,3 +67,4 @@ pub use error::{PRIVILEGE_HINT, TlsError};
 pub use event::{
     DecodeError, Record, TlsDirection, TlsEvent, TlsEventKind, TlsLibrary, TlsRole, decode,
 };
+pub use tapline_bpf::clock::WallClock;

@@ -1,8 +1,7 @@
 //! Turning the programs' `bpf_ktime_get_ns()` (`CLOCK_MONOTONIC`) stamps into nanoseconds
-//! since the Unix epoch, exactly as the packet capture does
-//! (`tapline-dataplane`'s `capture::ebpf::WallClock`): an offset measured once at start, so
-//! timestamps never run backwards even if the wall clock is stepped during a capture, and TLS
-//! and packet timestamps of one capture agree.
+//! since the Unix epoch: an offset measured once at start, so timestamps never run backwards
+//! even if the wall clock is stepped during a capture. The packet capture and the TLS uprobes
+//! both use it, so their timestamps in one capture agree.
 
 /// Converts `CLOCK_MONOTONIC` nanoseconds to Unix-epoch nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
