@@ -51,6 +51,7 @@ pub static TLS: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tls.bp
 
 pub mod capture;
 pub mod clock;
+pub mod error_chain;
 pub mod tls;
 
 /// Names and counter slots of the [`CHAOS`] object, kept in step with `src/chaos.bpf.c`.
