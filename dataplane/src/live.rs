@@ -299,6 +299,17 @@ pub fn run(
             for note in source.notes() {
                 observer.note(&note);
             }
+            let whom = match (
+                tls_options.all_processes,
+                tls_options.pids.len(),
+                tls_options.binaries.len(),
+            ) {
+                (true, _, _) => "every process".to_owned(),
+                (false, pids, binaries) => format!("{pids} process(es) and {binaries} binary(ies)"),
+            };
+            observer.note(&format!(
+                "capturing TLS plaintext of {whom} through uprobes on OpenSSL and GnuTLS"
+            ));
             Some(source)
         }
         None => None,
@@ -345,6 +356,9 @@ pub fn run(
             if n == 0 {
                 break;
             }
+        }
+        if let Some(tls) = &mut sources.tls {
+            tls.flush(&mut |p| state.packet(&mut pipeline, p))?;
         }
     }
     let status = state.status(&mut sources, &pipeline);
