@@ -299,13 +299,15 @@ pub fn run(
             for note in source.notes() {
                 observer.note(&note);
             }
-            let whom = match (
-                tls_options.all_processes,
-                tls_options.pids.len(),
-                tls_options.binaries.len(),
-            ) {
-                (true, _, _) => "every process".to_owned(),
-                (false, pids, binaries) => format!("{pids} process(es) and {binaries} binary(ies)"),
+            let whom = if tls_options.all_processes {
+                "every process".to_owned()
+            } else {
+                let pids = tls_options.pids.iter().map(|p| format!("pid {p}"));
+                let binaries = tls_options
+                    .binaries
+                    .iter()
+                    .map(|b| format!("processes of {}", b.display()));
+                pids.chain(binaries).collect::<Vec<_>>().join(", ")
             };
             observer.note(&format!(
                 "capturing TLS plaintext of {whom} through uprobes on OpenSSL and GnuTLS"

@@ -134,7 +134,8 @@ impl Held {
         }
     }
 
-    /// Bytes waiting (for tests and figures).
+    /// Bytes waiting.
+    #[cfg(test)]
     pub(super) fn held_bytes(&self) -> usize {
         self.held_bytes
     }
