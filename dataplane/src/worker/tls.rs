@@ -5,7 +5,12 @@
 //! A stream is one process's view of one TLS connection, `(pid, conn_id)`. When both ends of a
 //! connection run on the capture host, the same bytes come twice (sent by one process, received
 //! by the other, with mirrored addresses): the first stream seen on a pair of endpoints owns it
-//! and the other is counted as duplicate plaintext, never parsed.
+//! and the other is counted as duplicate plaintext, never parsed. When an owner ends, a tombstone
+//! of its endpoints stays for a while: a process preempted between its system call and the
+//! uprobe's return can show its first bytes after the other end has finished the whole exchange,
+//! and its stream, in the mirrored orientation, must still count as the duplicate it is. A new
+//! stream in the owner's own orientation (the same end on a reused 4-tuple) is parsed and owns
+//! the endpoints again.
 //!
 //! A chunk whose socket the kernel programs did not see has unspecified addresses: its stream
 //! stands on `(pid, conn_id)` alone (no duplicate detection, no ciphertext to relate it to) until
@@ -22,6 +27,11 @@ use crate::tls_chunk::{ChunkDirection, ChunkKind, TlsChunk};
 
 /// Connection ids of plaintext streams have this bit set, apart from the reassembler's.
 const TLS_CONN_BIT: u64 = 1 << 63;
+
+/// Longest a tombstone keeps a mirrored stream from owning its endpoints, in capture time
+/// (bounded further by the idle timeout): far longer than a thread stays preempted, far shorter
+/// than a port stays unused.
+const TOMBSTONE_NS: u64 = 10_000_000_000;
 
 /// Whether an address is one the kernel programs saw (not `0.0.0.0:0` or the like).
 fn known(addr: SocketAddr) -> bool {
@@ -49,15 +59,25 @@ struct Stream {
     last_ts: u64,
 }
 
+/// What stays of an owner that ended: which end it was, and when it was last active.
+#[derive(Debug, Clone, Copy)]
+struct Tombstone {
+    owner_local: SocketAddr,
+    last_ts: u64,
+}
+
 /// The plaintext streams of one worker.
 #[derive(Debug)]
 pub(crate) struct TlsStreams {
     streams: FxHashMap<StreamKey, Stream>,
     /// The stream that owns each pair of endpoints.
     owners: FxHashMap<TupleKey, StreamKey>,
+    /// Endpoints whose owner ended recently (see the module documentation).
+    tombstones: FxHashMap<TupleKey, Tombstone>,
     next_id: u64,
     max_streams: usize,
     idle_timeout_ns: u64,
+    tombstone_ns: u64,
 }
 
 impl TlsStreams {
@@ -65,9 +85,11 @@ impl TlsStreams {
         TlsStreams {
             streams: FxHashMap::default(),
             owners: FxHashMap::default(),
+            tombstones: FxHashMap::default(),
             next_id: 0,
             max_streams: max_streams.max(1),
             idle_timeout_ns,
+            tombstone_ns: idle_timeout_ns.min(TOMBSTONE_NS),
         }
     }
 
@@ -86,8 +108,9 @@ impl TlsStreams {
         }
         match self.streams.get(&key) {
             Some(s) if is_known && s.known && (s.local != local || s.remote != remote) => {
-                // The library handle now serves another connection: the old one is over.
-                self.retire(key, false, sink);
+                // The library handle now serves another connection: the process is done with
+                // the old one, so a body that its end delimits is complete.
+                self.retire(key, true, sink);
             }
             Some(s) if is_known && !s.known => self.learn_addresses(key, local, remote, sink),
             _ => {}
@@ -104,7 +127,11 @@ impl TlsStreams {
         let Some(stream) = self.streams.get_mut(&key) else {
             return;
         };
+        // The process made its calls in the order its chunks come; a time that runs backwards
+        // (stamps of another thread or CPU) must not make the parser pair a response with no
+        // request because it seems to start before the request did.
         stream.last_ts = stream.last_ts.max(chunk.ts_ns);
+        let ts = stream.last_ts;
         let Some(id) = stream.conn else {
             sink.stats.tls_duplicate_chunks += 1;
             sink.stats.tls_duplicate_bytes += chunk.data.len() as u64;
@@ -121,13 +148,12 @@ impl TlsStreams {
                 } else {
                     Direction::ToClient
                 };
-                sink.data(id, dir, chunk.ts_ns, chunk.data);
+                sink.data(id, dir, ts, chunk.data);
                 if chunk.lost > 0 {
-                    sink.gap(id, dir, chunk.ts_ns, u64::from(chunk.lost));
+                    sink.gap(id, dir, ts, u64::from(chunk.lost));
                 }
             }
             ChunkKind::Close => {
-                stream.last_ts = chunk.ts_ns.max(stream.last_ts);
                 self.retire(key, true, sink);
             }
         }
@@ -166,6 +192,12 @@ impl TlsStreams {
             }
             // The same end under a new handle: the old handle's connection is over.
             Some((old, _)) => self.retire(old, false, sink),
+            None if is_known && self.mirrors_tombstone(tuple, local, remote, chunk.ts_ns) => {
+                // The other end of a connection whose owner already ended: its late bytes
+                // were parsed once.
+                self.streams.insert(key, stream);
+                return;
+            }
             None => {}
         }
         // A first guess that HTTP/1 detection corrects: the lower port is the server's.
@@ -199,7 +231,43 @@ impl TlsStreams {
         self.streams.insert(key, stream);
         if is_known {
             self.owners.insert(tuple, key);
+            self.tombstones.remove(&tuple);
         }
+    }
+
+    /// Whether a stream from `local` to `remote` starting at `ts_ns` is the other end of the
+    /// connection of a recently ended owner of `tuple`.
+    fn mirrors_tombstone(
+        &self,
+        tuple: TupleKey,
+        local: SocketAddr,
+        remote: SocketAddr,
+        ts_ns: u64,
+    ) -> bool {
+        self.tombstones.get(&tuple).is_some_and(|t| {
+            t.owner_local == remote
+                && t.owner_local != local
+                && ts_ns <= t.last_ts.saturating_add(self.tombstone_ns)
+        })
+    }
+
+    /// Remembers that the owner of `tuple`, the end at `owner_local`, ended.
+    fn bury(&mut self, tuple: TupleKey, owner_local: SocketAddr, last_ts: u64) {
+        if !self.tombstones.contains_key(&tuple) && self.tombstones.len() >= self.max_streams {
+            // The oldest sixteenth goes.
+            let mut times: Vec<u64> = self.tombstones.values().map(|t| t.last_ts).collect();
+            let n = times.len() / 16;
+            let (_, cutoff, _) = times.select_nth_unstable(n);
+            let cutoff = *cutoff;
+            self.tombstones.retain(|_, t| t.last_ts > cutoff);
+        }
+        self.tombstones.insert(
+            tuple,
+            Tombstone {
+                owner_local,
+                last_ts,
+            },
+        );
     }
 
     /// A stream begun without addresses learns them: its parser keeps its bytes and its
@@ -238,6 +306,7 @@ impl TlsStreams {
         };
         if self.owners.get(&stream.tuple) == Some(&key) {
             self.owners.remove(&stream.tuple);
+            self.bury(stream.tuple, stream.local, stream.last_ts);
         }
         if let Some(id) = stream.conn {
             sink.close_plaintext(id, stream.last_ts, ended);
@@ -248,6 +317,8 @@ impl TlsStreams {
     pub(crate) fn expire(&mut self, now_ns: u64, sink: &mut PairSink) {
         let deadline = now_ns.saturating_sub(self.idle_timeout_ns);
         sink.expire_tls_tuples(deadline);
+        let buried_before = now_ns.saturating_sub(self.tombstone_ns);
+        self.tombstones.retain(|_, t| t.last_ts >= buried_before);
         let mut idle: Vec<(u64, StreamKey)> = self
             .streams
             .iter()
@@ -290,3 +361,6 @@ impl TlsStreams {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
