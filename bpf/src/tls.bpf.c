@@ -4,8 +4,9 @@
  * calls, and syscall tracepoints that tie each library session to its TCP
  * connection.
  *
- * The path of a call (SSL_write, SSL_read, SSL_write_ex, SSL_read_ex,
- * gnutls_record_send, gnutls_record_recv):
+ * The path of a call (SSL_write, SSL_read, SSL_write_ex, SSL_read_ex, or
+ * the internal functions OpenSSL 3's pairs share when userspace probes those
+ * instead, gnutls_record_send, gnutls_record_recv):
  *   1. tl_tls_enter (uprobe at the function) saves the session pointer, the
  *      buffer and, for the _ex calls, the length pointer under the thread id
  *      in tl_tls_active; the attach cookie says which library, which way the
@@ -482,7 +483,9 @@ int tl_tls_exit(struct pt_regs *ctx)
 	if (call.cookie & TL_TLS_COOKIE_EX) {
 		__u64 done = 0;
 
-		if ((int)PT_REGS_RC(ctx) != 1 || !call.len_ptr)
+		/* SSL_*_ex return 1 on success, the internal functions they share
+		 * any positive value. */
+		if ((int)PT_REGS_RC(ctx) <= 0 || !call.len_ptr)
 			return 0;
 		if (bpf_probe_read_user(&done, sizeof(done), (const void *)call.len_ptr))
 			return 0;

@@ -3,6 +3,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::num::NonZeroU32;
 use std::path::Path;
 
 use aya::Ebpf;
@@ -81,8 +82,9 @@ pub fn attach_tracepoints(ebpf: &mut Ebpf, exec: bool) -> Result<(), TlsError> {
     Ok(())
 }
 
-/// Attaches the uprobes to the functions of `found` in the file at `path`, and returns the
-/// names of the functions attached.
+/// Attaches the uprobes to the functions of `found` in the file at `path`, for process `scope`
+/// alone when given (else for every process mapping the file), and returns the names of the
+/// functions attached.
 ///
 /// # Errors
 /// When the kernel refuses an attachment (the functions attached before it stay attached
@@ -91,7 +93,13 @@ pub fn attach_library(
     ebpf: &mut Ebpf,
     path: &Path,
     found: &FoundLibrary,
+    scope: Option<u32>,
 ) -> Result<Vec<&'static str>, TlsError> {
+    let scope = || {
+        scope
+            .and_then(NonZeroU32::new)
+            .map_or(UProbeScope::AllProcesses, UProbeScope::OneProcess)
+    };
     let library = match found.library {
         TlsLibrary::OpenSsl => abi::LIB_OPENSSL,
         TlsLibrary::GnuTls => abi::LIB_GNUTLS,
@@ -117,10 +125,10 @@ pub fn attach_library(
                     cookie: Some(entry_cookie(library, direction, ex)),
                 };
                 uprobe(ebpf, names::ENTER_PROGRAM)?
-                    .attach(point, path, UProbeScope::AllProcesses)
+                    .attach(point, path, scope())
                     .map_err(|e| TlsError::classify(action(), &e))?;
                 uprobe(ebpf, names::EXIT_PROGRAM)?
-                    .attach(location(), path, UProbeScope::AllProcesses)
+                    .attach(location(), path, scope())
                     .map_err(|e| TlsError::classify(action(), &e))?;
             }
             SymbolRole::Close => {
@@ -129,7 +137,7 @@ pub fn attach_library(
                     cookie: Some(u64::from(library)),
                 };
                 uprobe(ebpf, names::CLOSE_PROGRAM)?
-                    .attach(point, path, UProbeScope::AllProcesses)
+                    .attach(point, path, scope())
                     .map_err(|e| TlsError::classify(action(), &e))?;
             }
         }

@@ -101,8 +101,9 @@ pub struct TlsCapture {
     ring: RingBuf<MapData>,
     clock: WallClock,
     pub(crate) options: TlsOptions,
-    /// Library files attached, with the path shown for them.
-    pub(crate) attached: HashMap<FileId, String>,
+    /// Library files attached, with the path shown for them; with the process when the probes
+    /// are set for that process alone (a `--pid`-only capture).
+    pub(crate) attached: HashMap<(FileId, Option<u32>), String>,
     /// Files that could not be attached (not retried).
     pub(crate) refused: HashSet<FileId>,
     /// ELF files already read.
@@ -214,6 +215,7 @@ impl TlsCapture {
     pub fn attached_libraries(&self) -> Vec<&str> {
         let mut paths: Vec<&str> = self.attached.values().map(String::as_str).collect();
         paths.sort_unstable();
+        paths.dedup();
         paths
     }
 

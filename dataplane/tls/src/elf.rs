@@ -2,6 +2,11 @@
 //! offsets uprobes attach at), the libraries it needs, and the marks of TLS stacks the probes
 //! cannot see (Go's `crypto/tls`, rustls).
 //!
+//! Where OpenSSL 3's `SSL_read`/`SSL_read_ex` (and the write pair) both call one internal
+//! function that starts with an instruction the kernel emulates, that function is probed
+//! once in their place (see [`crate::x86`]): a probe on the public functions, which start with
+//! `sub $n,%rsp`, is single-stepped on every call.
+//!
 //! Files are memory-mapped and parsed once; everything read from them is treated as untrusted
 //! (a malformed file gives an error or an empty answer, never a panic).
 
@@ -10,14 +15,15 @@ use std::io;
 use std::path::Path;
 
 use object::read::elf::ElfFile64;
-use object::{Endianness, Object, ObjectSection, ObjectSymbol};
+use object::{Endianness, Object, ObjectSection, ObjectSymbol, SectionKind};
 
 use crate::event::{TlsDirection, TlsLibrary};
+use crate::x86;
 
 /// A function the probes attach to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeSymbol {
-    /// Its name.
+    /// Its name (for an internal function, what it stands for), as the notes show it.
     pub name: &'static str,
     /// What it does.
     pub role: SymbolRole,
@@ -58,6 +64,30 @@ pub const GNUTLS_SYMBOLS: [ProbeSymbol; 3] = [
         role: SymbolRole::Close,
     },
 ];
+
+/// OpenSSL 3's internal write function, probed for `SSL_write` and `SSL_write_ex` when both
+/// call it; its arguments and result are those of `SSL_write_ex`.
+pub const OPENSSL_WRITE_INTERNAL: ProbeSymbol = data(
+    "ssl_write_internal (for SSL_write, SSL_write_ex)",
+    TlsDirection::Sent,
+    true,
+);
+
+/// OpenSSL 3's internal read function, probed for `SSL_read` and `SSL_read_ex` when both call
+/// it; its arguments and result are those of `SSL_read_ex`.
+pub const OPENSSL_READ_INTERNAL: ProbeSymbol = data(
+    "ssl_read_internal (for SSL_read, SSL_read_ex)",
+    TlsDirection::Received,
+    true,
+);
+
+/// GnuTLS's `gnutls_record_send2`, probed in place of `gnutls_record_send` when that only
+/// hands its call on to it (GnuTLS 3.6.3 and later); the same arguments and result.
+pub const GNUTLS_SEND2: ProbeSymbol = data(
+    "gnutls_record_send2 (for gnutls_record_send)",
+    TlsDirection::Sent,
+    false,
+);
 
 const fn data(name: &'static str, direction: TlsDirection, ex: bool) -> ProbeSymbol {
     ProbeSymbol {
@@ -122,10 +152,32 @@ pub fn inspect_bytes(bytes: &[u8], deep: bool) -> ElfInfo {
         return info;
     };
     for library in [TlsLibrary::OpenSsl, TlsLibrary::GnuTls] {
-        let symbols: Vec<(ProbeSymbol, u64)> = symbols_of(library)
+        let mut symbols: Vec<(ProbeSymbol, u64)> = symbols_of(library)
             .iter()
             .filter_map(|s| file_offset(&elf, s.name).map(|offset| (*s, offset)))
             .collect();
+        for (symbol, offset) in &mut symbols {
+            if symbol.role == SymbolRole::Close {
+                *offset = past_null_check(&elf, symbol.name, *offset);
+            }
+        }
+        if library == TlsLibrary::GnuTls
+            && let Some(offset) = send2_for_send(&elf)
+        {
+            symbols.retain(|(s, _)| s.name != "gnutls_record_send");
+            symbols.push((GNUTLS_SEND2, offset));
+        }
+        if library == TlsLibrary::OpenSsl {
+            for (plain, ex, internal) in [
+                ("SSL_write", "SSL_write_ex", OPENSSL_WRITE_INTERNAL),
+                ("SSL_read", "SSL_read_ex", OPENSSL_READ_INTERNAL),
+            ] {
+                if let Some(offset) = shared_internal(&elf, plain, ex) {
+                    symbols.retain(|(s, _)| s.name != plain && s.name != ex);
+                    symbols.push((internal, offset));
+                }
+            }
+        }
         let has_data = symbols
             .iter()
             .any(|(s, _)| matches!(s.role, SymbolRole::Data { .. }));
@@ -156,6 +208,73 @@ fn file_offset(elf: &ElfFile64<'_, Endianness>, name: &str) -> Option<u64> {
     }
     let at = offset.checked_add(within)?;
     (at < elf.data().len() as u64).then_some(at)
+}
+
+/// The address of the defined function `name`.
+fn address(elf: &ElfFile64<'_, Endianness>, name: &str) -> Option<u64> {
+    elf.dynamic_symbols()
+        .chain(elf.symbols())
+        .find(|s| s.is_definition() && s.name().is_ok_and(|n| n == name))
+        .map(|s| s.address())
+}
+
+/// The code at `address` up to the end of its executable section, with its file offset.
+fn code_at<'a>(elf: &ElfFile64<'a, Endianness>, address: u64) -> Option<(&'a [u8], u64)> {
+    let section = elf.sections().find(|s| {
+        s.kind() == SectionKind::Text && address >= s.address() && address - s.address() < s.size()
+    })?;
+    let (offset, size) = section.file_range()?;
+    let within = address.checked_sub(section.address())?;
+    let at = offset.checked_add(within)?;
+    let end = offset.checked_add(size)?;
+    let code = elf
+        .data()
+        .get(usize::try_from(at).ok()?..usize::try_from(end).ok()?)?;
+    Some((code, at))
+}
+
+/// Where to probe the close function `name` at file offset `offset`: past its null check when
+/// that lands on an instruction the kernel emulates (see [`x86::cheap_entry_past_null_check`]),
+/// else `offset`.
+fn past_null_check(elf: &ElfFile64<'_, Endianness>, name: &str, offset: u64) -> u64 {
+    address(elf, name)
+        .and_then(|at| code_at(elf, at))
+        .filter(|(_, code_offset)| *code_offset == offset)
+        .and_then(|(code, _)| x86::cheap_entry_past_null_check(code))
+        .and_then(|skip| offset.checked_add(u64::try_from(skip).ok()?))
+        .unwrap_or(offset)
+}
+
+/// The file offset of `gnutls_record_send2`, to probe in place of `gnutls_record_send`, when
+/// the latter only zeroes send2's extra arguments and jumps (through the PLT, so the target is
+/// taken from the symbol, not the jump) and send2 starts with an instruction the kernel
+/// emulates.
+fn send2_for_send(elf: &ElfFile64<'_, Endianness>) -> Option<u64> {
+    let (send, _) = code_at(elf, address(elf, "gnutls_record_send")?)?;
+    if !x86::zeroes_then_jumps(send) {
+        return None;
+    }
+    let (send2, offset) = code_at(elf, address(elf, "gnutls_record_send2")?)?;
+    let skip = u64::try_from(x86::cheap_entry(send2)?).ok()?;
+    offset.checked_add(skip)
+}
+
+/// The file offset to probe for both `plain` (`SSL_read`) and `ex` (`SSL_read_ex`): the
+/// internal function `ex` hands its arguments to untouched and `plain` calls too, when its
+/// first instruction is one the kernel emulates. `None` when any of that does not hold.
+fn shared_internal(elf: &ElfFile64<'_, Endianness>, plain: &str, ex: &str) -> Option<u64> {
+    let ex_at = address(elf, ex)?;
+    let plain_at = address(elf, plain)?;
+    let (ex_code, _) = code_at(elf, ex_at)?;
+    let target = ex_at.checked_add_signed(x86::forwarded_call(ex_code)?)?;
+    let (plain_code, _) = code_at(elf, plain_at)?;
+    let relative = i64::try_from(i128::from(target) - i128::from(plain_at)).ok()?;
+    if !x86::calls(plain_code, relative) {
+        return None;
+    }
+    let (target_code, target_offset) = code_at(elf, target)?;
+    let skip = u64::try_from(x86::cheap_entry(target_code)?).ok()?;
+    target_offset.checked_add(skip)
 }
 
 /// Fills `needed` and `runpath` from the dynamic section.
@@ -216,6 +335,35 @@ mod tests {
         assert_eq!(library_by_name("libcrypto.so.3"), None);
     }
 
+    /// How many internal functions replace a public pair in `names`.
+    fn found_internal(names: &[&str]) -> usize {
+        names.iter().filter(|n| n.contains("_internal")).count()
+    }
+
+    #[test]
+    fn the_system_gnutls_is_probed_where_it_is_cheap() {
+        let path = Path::new("/lib/x86_64-linux-gnu/libgnutls.so.30");
+        if !path.exists() {
+            eprintln!("SKIPPED: no {}", path.display());
+            return;
+        }
+        let info = inspect(path, false).unwrap();
+        let found = info
+            .libraries
+            .iter()
+            .find(|l| l.library == TlsLibrary::GnuTls)
+            .unwrap();
+        eprintln!("probed: {:x?}", found.symbols);
+        let names: Vec<&str> = found.symbols.iter().map(|(s, _)| s.name).collect();
+        assert!(names.contains(&"gnutls_record_recv") && names.contains(&"gnutls_deinit"));
+        // Send once: the forwarder or the function it forwards to.
+        assert_eq!(
+            names.contains(&"gnutls_record_send"),
+            !names.contains(&GNUTLS_SEND2.name),
+            "{names:?}"
+        );
+    }
+
     #[test]
     fn garbage_is_not_an_elf() {
         assert_eq!(inspect_bytes(b"\x7fELF garbage", true), ElfInfo::default());
@@ -234,16 +382,27 @@ mod tests {
         let found = &info.libraries[0];
         assert_eq!(found.library, TlsLibrary::OpenSsl);
         let names: Vec<&str> = found.symbols.iter().map(|(s, _)| s.name).collect();
-        assert_eq!(
-            names,
-            [
-                "SSL_write",
-                "SSL_read",
-                "SSL_write_ex",
-                "SSL_read_ex",
-                "SSL_free"
-            ]
-        );
+        eprintln!("probed: {:x?}", found.symbols);
+        let bytes = std::fs::read(path).unwrap();
+        let free = found.symbols.iter().find(|(s, _)| s.name == "SSL_free");
+        let free = usize::try_from(free.unwrap().1).unwrap();
+        assert!(x86::cheap_entry_past_null_check(&bytes[free..]) == Some(0));
+        assert!(names.contains(&"SSL_free"), "{names:?}");
+        // Each direction is probed once: through the internal function or the public pair.
+        for (plain, ex, internal) in [
+            ("SSL_write", "SSL_write_ex", OPENSSL_WRITE_INTERNAL),
+            ("SSL_read", "SSL_read_ex", OPENSSL_READ_INTERNAL),
+        ] {
+            let shared = found.symbols.iter().find(|(s, _)| *s == internal);
+            if let Some((_, offset)) = shared {
+                assert!(!names.contains(&plain) && !names.contains(&ex), "{names:?}");
+                let at = usize::try_from(*offset).unwrap();
+                assert!(x86::cheap_entry(&bytes[at..]).is_some());
+            } else {
+                assert!(names.contains(&plain) && names.contains(&ex), "{names:?}");
+            }
+        }
+        assert_eq!(names.len(), 1 + 2 * 2 - found_internal(&names));
         assert!(found.symbols.iter().all(|(_, offset)| *offset > 0));
         assert!(info.needed.iter().any(|n| n.starts_with("libcrypto")));
         assert!(!info.go);

@@ -6,8 +6,12 @@
 //!
 //! - **OpenSSL 1.1/3 and libraries with its API** (BoringSSL, LibreSSL, copies linked into an
 //!   executable): `SSL_write`, `SSL_read`, `SSL_write_ex`, `SSL_read_ex` (entry and return),
-//!   and `SSL_free` for the end of a session;
-//! - **GnuTLS**: `gnutls_record_send`, `gnutls_record_recv`, and `gnutls_deinit`.
+//!   and `SSL_free` for the end of a session; where OpenSSL 3's public pairs both call
+//!   `ssl_write_internal` / `ssl_read_internal` (found by decoding `SSL_*_ex`), those two are
+//!   probed instead, once per direction, because the public functions start with an
+//!   instruction the kernel must single-step on every hit;
+//! - **GnuTLS**: `gnutls_record_send` (or `gnutls_record_send2`, which it forwards to),
+//!   `gnutls_record_recv`, and `gnutls_deinit`.
 //!
 //! Which files are probed follows [`TlsOptions`]: the libraries a `--pid` process maps (read
 //! from `/proc/PID/maps`, opened as `/proc/PID/root/<path>` so containers work), the library
@@ -15,7 +19,8 @@
 //! libraries), or for all processes (`--tls`) the system's libssl/libgnutls, every library any
 //! process maps, and, as processes start (an exec tracepoint), theirs. A uprobe is set on a
 //! file, so it fires in every process mapping that file: each file is probed once, and
-//! filters in the kernel keep only the selected processes' calls.
+//! filters in the kernel keep only the selected processes' calls; a capture of `--pid`
+//! processes alone sets the probes for each of them, so other processes do not trap.
 //!
 //! [`TlsCapture::drain`] hands on [`TlsEvent`]s: plaintext chunks (at most 16 KiB each; a
 //! large call comes as several, none cut off) with the direction, process, thread, session
@@ -54,6 +59,7 @@ mod error;
 mod event;
 mod reported;
 mod scan;
+mod x86;
 
 pub use capture::{
     DEFAULT_RING_BYTES, DRAIN_BATCH, ProcessInfo, TlsCapture, TlsCounters, TlsOptions,

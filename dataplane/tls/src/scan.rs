@@ -161,7 +161,7 @@ impl TlsCapture {
 
     /// Whether the file at `path` is probed.
     fn attached_has(&self, path: &Path) -> bool {
-        FileId::of(path).is_ok_and(|id| self.attached.contains_key(&id))
+        FileId::of(path).is_ok_and(|id| self.attached.contains_key(&(id, None)))
     }
 
     /// A process called `execve()`: look at its executable and what it links against now,
@@ -234,7 +234,12 @@ impl TlsCapture {
         let Ok(id) = FileId::of(open) else {
             return Ok(false);
         };
-        if self.attached.contains_key(&id) {
+        // When only named processes are captured, the probes are set for each of them alone:
+        // the kernel then writes the breakpoints into their memory only, and other processes
+        // using the same library (a local client, other services) do not trap at all.
+        let only_pids = !self.options.all_processes && self.options.binaries.is_empty();
+        let scope = who.map(|(pid, _)| pid).filter(|_| only_pids);
+        if self.attached.contains_key(&(id, scope)) {
             return Ok(true);
         }
         if self.refused.contains(&id) {
@@ -247,7 +252,7 @@ impl TlsCapture {
         }
         let mut done = Vec::new();
         for found in &info.libraries {
-            match attach::attach_library(&mut self.ebpf, open, found) {
+            match attach::attach_library(&mut self.ebpf, open, found, scope) {
                 Ok(symbols) => done.push(format!("{}: {}", found.library, symbols.join(", "))),
                 Err(e @ TlsError::Privilege { .. }) => return Err(e),
                 Err(e) => {
@@ -265,7 +270,7 @@ impl TlsCapture {
             .unwrap_or_default();
         self.notes
             .push(format!("probing {shown} ({}){whose}", done.join("; ")));
-        self.attached.insert(id, shown.to_owned());
+        self.attached.insert((id, scope), shown.to_owned());
         Ok(true)
     }
 
