@@ -300,6 +300,20 @@ int tl_tls_enter(struct pt_regs *ctx)
 	return 0;
 }
 
+/* Whether two 4-tuples are the same (compared as 16-bit words: the struct's alignment). */
+static __always_inline int tl_tuple_equal(const struct tl_tls_tuple *a,
+					  const struct tl_tls_tuple *b)
+{
+	const __u16 *x = (const __u16 *)a;
+	const __u16 *y = (const __u16 *)b;
+
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*a) / sizeof(__u16)); i++)
+		if (x[i] != y[i])
+			return 0;
+	return 1;
+}
+
 SEC("tracepoint")
 int tl_tls_sys_enter(struct tl_sys_enter_ctx *ctx)
 {
@@ -320,9 +334,12 @@ int tl_tls_sys_enter(struct tl_sys_enter_ctx *ctx)
 	key.pid = id >> 32;
 	key.session = call->session;
 	known = bpf_map_lookup_elem(&tl_tls_conns, &key);
-	if (known && known->fd == fd)
-		return 0;
 	if (tl_fd_tuple(fd, &conn.tuple))
+		return 0;
+	/* The same fd number is not the same socket: a client that reconnects with the same
+	 * session (wrk: SSL_clear, no SSL_free) gets the lowest free fd again. Resolve every
+	 * call's socket and write only when the 4-tuple changed. */
+	if (known && known->fd == fd && tl_tuple_equal(&known->tuple, &conn.tuple))
 		return 0;
 	conn.fd = fd;
 	conn.library = call->cookie & 0xff;
