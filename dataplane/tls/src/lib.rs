@@ -59,7 +59,7 @@ mod error;
 mod event;
 mod reported;
 mod scan;
-mod x86;
+pub mod x86;
 
 pub use capture::{
     DEFAULT_RING_BYTES, DRAIN_BATCH, ProcessInfo, TlsCapture, TlsCounters, TlsOptions,
