@@ -233,3 +233,43 @@ fn bad_input_unknown_inspect_format_exits_2_naming_it() {
     .unwrap();
     assert_input_error(&run, "yaml");
 }
+
+#[test]
+fn bad_input_mirror_of_a_missing_interface_exits_3_before_starting_anything() {
+    let run = tapline::run(
+        [
+            "mirror",
+            "--iface",
+            "tl-no-such-if0",
+            "--port",
+            "8080",
+            "--cmd",
+            "true",
+        ],
+        TAPLINE_TIMEOUT,
+    )
+    .unwrap();
+    assert_eq!(run.status.code(), Some(3), "{run:?}");
+    assert!(run.stderr.contains("--iface tl-no-such-if0"), "{run:?}");
+    assert!(
+        !run.stderr.contains("created"),
+        "nothing was created: {run:?}"
+    );
+    let run = tapline::run(
+        [
+            "mirror",
+            "--netns",
+            "tl-no-such-ns",
+            "--iface",
+            "eth0",
+            "--port",
+            "8080",
+            "--cmd",
+            "true",
+        ],
+        TAPLINE_TIMEOUT,
+    )
+    .unwrap();
+    assert_eq!(run.status.code(), Some(3), "{run:?}");
+    assert!(run.stderr.contains("--netns tl-no-such-ns"), "{run:?}");
+}

@@ -202,6 +202,26 @@ impl<'a> Setup<'a> {
         if args.cmd.trim().is_empty() {
             bail!("--cmd: expected a command line to start the build to shadow production with");
         }
+        // Production's side is checked before a namespace is made or the build started.
+        match &args.netns {
+            Some(ns) if !std::path::Path::new("/run/netns").join(ns).exists() => {
+                return Err(EnvironmentError(format!(
+                    "--netns {ns}: no such network namespace (/run/netns/{ns}; see `ip netns list`)"
+                ))
+                .into());
+            }
+            None if !std::path::Path::new("/sys/class/net")
+                .join(&args.iface)
+                .exists() =>
+            {
+                return Err(EnvironmentError(format!(
+                    "--iface {}: no such interface on this host (see `ip link`)",
+                    args.iface
+                ))
+                .into());
+            }
+            _ => {}
+        }
         let env = args
             .env
             .iter()
