@@ -88,7 +88,7 @@ impl TlsSource {
             let cgroup = cgroups
                 .entry(event.pid)
                 .or_insert_with(|| cgroup_of(event.pid));
-            let command = event.command();
+            let command = command_of(&event.comm);
             let chunk = chunk_of(event, &command, cgroup);
             held.chunk(&chunk, event.local.zip(event.remote), &mut emit);
         })?;
@@ -177,6 +177,13 @@ fn chunk_of<'a>(event: &'a TlsEvent<'a>, command: &'a str, cgroup: &'a str) -> T
         cgroup,
         data,
     }
+}
+
+/// The command name up to its first NUL, borrowed unless it is not UTF-8 (no allocation per
+/// chunk on the usual path).
+fn command_of(comm: &[u8; 16]) -> std::borrow::Cow<'_, str> {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(comm.get(..end).unwrap_or_default())
 }
 
 /// The process's cgroup (v2 path, or the first v1 line's), empty when unreadable.

@@ -74,10 +74,12 @@ impl Held {
         let key = (chunk.pid, chunk.conn_id);
         let addresses = addresses.or_else(|| self.known.get(&key).copied());
         if let Some(addresses) = addresses {
-            if self.known.len() >= MAX_KNOWN && !self.known.contains_key(&key) {
-                self.known.clear();
+            if self.known.get(&key) != Some(&addresses) {
+                if self.known.len() >= MAX_KNOWN && !self.known.contains_key(&key) {
+                    self.known.clear();
+                }
+                self.known.insert(key, addresses);
             }
-            self.known.insert(key, addresses);
             self.release(key, Some(addresses), emit);
             let mut with = *chunk;
             (with.local, with.remote) = addresses;
@@ -146,6 +148,9 @@ impl Held {
         addresses: Option<Addresses>,
         emit: &mut dyn FnMut(&TlsChunk<'_>),
     ) {
+        if self.waiting.is_empty() {
+            return;
+        }
         if let Some(waiting) = self.waiting.remove(&key) {
             self.held_bytes = self.held_bytes.saturating_sub(waiting.bytes);
             for chunk in &waiting.chunks {
